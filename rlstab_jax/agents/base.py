@@ -1,0 +1,100 @@
+"""The contract between agents and the shared training drivers.
+
+An agent family offers ``make_agent(cfg, spec) -> OffPolicyAgent | OnPolicyAgent``: a frozen
+bundle of pure functions. The drivers in ``rlstab_jax.train`` own env stepping, replay,
+logging and checkpointing; agents own networks, losses and the fixes they compose.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import flax.struct
+import jax
+
+PyTree = Any
+Metrics = dict[str, jax.Array]
+
+
+@flax.struct.dataclass
+class Batch:
+    """What an off-policy agent's ``update`` sees; leaves are ``[U, B, ...]``.
+
+    ``reward`` is the (n-step) discounted reward sum, ``next_obs`` the observation to bootstrap
+    from, ``terminated`` whether the window ended in a true termination (no bootstrap) and
+    ``discount`` the factor ``gamma**k`` for the ``k`` folded steps (a truncated window still
+    bootstraps). ``is_demo`` marks demonstration rows (field report 003 §9).
+    """
+
+    obs: jax.Array
+    action: jax.Array
+    reward: jax.Array
+    next_obs: jax.Array
+    terminated: jax.Array
+    discount: jax.Array
+    is_demo: jax.Array
+
+
+@flax.struct.dataclass
+class Rollout:
+    """What an on-policy agent's ``update`` sees; leaves are time-major ``[T, N, ...]``.
+
+    ``final_obs`` is the true last observation of an episode that ended at this step (equal to
+    the next observation otherwise) so that truncated episodes can bootstrap from it.
+    ``policy_info`` holds whatever the agent's ``act`` returned for the update (log-probs,
+    values, masks, recurrent states, ...).
+    """
+
+    obs: jax.Array
+    action: jax.Array
+    reward: jax.Array
+    terminated: jax.Array
+    truncated: jax.Array
+    final_obs: jax.Array
+    policy_info: PyTree
+
+
+@dataclasses.dataclass(frozen=True)
+class OffPolicyAgent:
+    """Pure functions of an off-policy agent (SAC/DroQ/TQC, ...).
+
+    Attributes:
+      init: ``(key, hparams) -> state``; the state's pytree structure never depends on hparams.
+      act: ``(state, obs[B, ...], key, hparams, deterministic) -> action[B, ...]``
+        (``deterministic`` is a Python bool).
+      update: ``(state, batch: Batch[U, B, ...], key, hparams) -> (state, metrics)``; scans over
+        ``U`` inside so all updates of one env step are one compiled call.
+      updates_per_step: ``U`` per vector-env step and per env (UTD ratio).
+      batch_size: ``B``.
+      n_step: length of the return window the driver folds into ``Batch``.
+      action_names: names for per-dimension telemetry (``alpha/steer``).
+    """
+
+    init: Callable[..., PyTree]
+    act: Callable[..., jax.Array]
+    update: Callable[..., tuple[PyTree, Metrics]]
+    updates_per_step: int
+    batch_size: int
+    n_step: int = 1
+    kind: str = "off_policy"
+
+
+@dataclasses.dataclass(frozen=True)
+class OnPolicyAgent:
+    """Pure functions of an on-policy agent (PPO, REINFORCE, ...).
+
+    Attributes:
+      init: ``(key, hparams) -> state``.
+      act: ``(state, obs[N, ...], key, hparams, deterministic) -> (action, policy_info)``.
+      update: ``(state, rollout: Rollout[T, N, ...], last_obs[N, ...], key, hparams)
+        -> (state, metrics)``.
+      rollout_len: ``T`` env steps per env between updates.
+    """
+
+    init: Callable[..., PyTree]
+    act: Callable[..., tuple[jax.Array, PyTree]]
+    update: Callable[..., tuple[PyTree, Metrics]]
+    rollout_len: int
+    kind: str = "on_policy"

@@ -1,0 +1,139 @@
+"""Typed schemas of the sections every run shares (the agent section is per family).
+
+Field types are restricted to what the loader checks: int, float, bool, str, tuple[...] and
+``X | None``. Each section's ``validate`` raises a one-line ConfigError naming key and reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Literal
+
+from rlstab_jax.config.errors import ConfigError
+
+
+def _require(cond: bool, key: str, value: Any, why: str) -> None:
+    if not cond:
+        raise ConfigError(f"{key}={value!r} {why}")
+
+
+@dataclasses.dataclass(frozen=True)
+class EnvConfig:
+    """Which environment and how many copies per seed.
+
+    ``backend``: ``auto`` picks the pure-JAX implementation when one exists (rlstab_jax's own
+    envs, then gymnasium ids, then gymnax ids), ``gymnax`` forces the pure-JAX path (collect and
+    update inside one ``lax.scan``), ``gymnasium`` forces host-side vector envs.
+    """
+
+    id: str = "Pendulum-v1"
+    backend: Literal["auto", "gymnax", "gymnasium"] = "auto"
+    n_envs: int = 1
+    async_vector: bool = False
+    frame_stack: int = 0
+    history: int = 0
+    kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def validate(self) -> None:
+        _require(self.n_envs >= 1, "env.n_envs", self.n_envs, "must be >= 1")
+        _require(self.frame_stack >= 0, "env.frame_stack", self.frame_stack, "must be >= 0")
+        _require(self.history >= 0, "env.history", self.history, "must be >= 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class ReplayConfig:
+    """Replay capacity (transitions per seed) and demonstration mixing (field report 003 §9)."""
+
+    capacity: int = 100_000
+    demos: str | None = None
+    demo_weight: float = 1.0
+    demo_decay_samples: int = 200_000
+    demo_repeat: int = 1
+
+    def validate(self) -> None:
+        _require(self.capacity >= 1, "replay.capacity", self.capacity, "must be >= 1")
+        _require(self.demo_weight >= 1.0, "replay.demo_weight", self.demo_weight,
+                 "must be >= 1 (1 = no demo bias)")
+        _require(self.demo_decay_samples >= 1, "replay.demo_decay_samples",
+                 self.demo_decay_samples, "must be >= 1")
+        _require(self.demo_repeat >= 1, "replay.demo_repeat", self.demo_repeat, "must be >= 1")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Budget, seeds, evaluation and the chunking of the jitted loop.
+
+    ``total_steps``, ``eval_every``, ``learning_starts`` and ``chunk_steps`` count env steps per
+    seed (all ``env.n_envs`` copies together). Seed ``i`` of a run with ``seeds=N`` uses
+    ``seed + i`` and equals a single run with ``seed=seed+i``.
+    """
+
+    total_steps: int = 20_000
+    seeds: int = 1
+    seed: int = 0
+    eval_every: int = 2_000
+    eval_episodes: int = 5
+    learning_starts: int = 1_000
+    chunk_steps: int = 1_000
+    max_nonfinite: int = 50
+
+    def validate(self) -> None:
+        _require(self.total_steps >= 1, "train.total_steps", self.total_steps, "must be >= 1")
+        _require(self.seeds >= 1, "train.seeds", self.seeds, "must be >= 1")
+        _require(self.seed >= 0, "train.seed", self.seed, "must be >= 0")
+        _require(self.eval_every >= 0, "train.eval_every", self.eval_every,
+                 "must be >= 0 (0 = only at the end)")
+        _require(self.eval_episodes >= 1, "train.eval_episodes", self.eval_episodes, "must be >= 1")
+        _require(self.learning_starts >= 0, "train.learning_starts", self.learning_starts,
+                 "must be >= 0")
+        _require(self.chunk_steps >= 1, "train.chunk_steps", self.chunk_steps, "must be >= 1")
+        _require(self.max_nonfinite >= 1, "train.max_nonfinite", self.max_nonfinite, "must be >= 1")
+
+
+@dataclasses.dataclass(frozen=True)
+class LogConfig:
+    """Where metrics go. JSONL is always written; the other sinks are optional extras.
+
+    Credentials come only from environment variables (``WANDB_API_KEY``,
+    ``MLFLOW_TRACKING_URI``, ...) and are never written to disk or logs.
+    """
+
+    progress: bool = True
+    plot: bool = True
+    tensorboard: bool = False
+    wandb: bool = False
+    wandb_project: str = "rlstab_jax"
+    mlflow: bool = False
+    mlflow_experiment: str = "rlstab_jax"
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointConfig:
+    """Orbax checkpoints every ``every`` env steps (keep last ``keep``) plus best-by-eval."""
+
+    enabled: bool = True
+    every: int = 10_000
+    keep: int = 3
+    best: bool = True
+
+    def validate(self) -> None:
+        _require(self.every >= 1, "checkpoint.every", self.every, "must be >= 1")
+        _require(self.keep >= 1, "checkpoint.keep", self.keep, "must be >= 1")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Output directory (default ``runs/<name>-<timestamp>``)."""
+
+    dir: str | None = None
+    name: str | None = None
+
+
+SECTIONS: dict[str, type] = {
+    "env": EnvConfig,
+    "replay": ReplayConfig,
+    "train": TrainConfig,
+    "log": LogConfig,
+    "checkpoint": CheckpointConfig,
+    "run": RunConfig,
+}

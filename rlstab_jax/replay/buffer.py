@@ -1,0 +1,106 @@
+"""Replay on flashbax's trajectory buffer, with n-step windows folded into agent batches.
+
+flashbax keeps replay a pure pytree (it rides the scan carry, vmaps over seeds and checkpoints
+with the rest of the state); rows are stored per env step so an n-step window is one sampled
+sequence of length n.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import chex
+import flashbax as fbx
+import flax.struct
+import jax
+import jax.numpy as jnp
+
+from rlstab_jax.agents.base import Batch
+
+
+@flax.struct.dataclass
+class ReplayRow:
+    """One env step as stored. ``next_obs`` is the true next observation (final obs at ends)."""
+
+    obs: jax.Array
+    action: jax.Array
+    reward: jax.Array
+    next_obs: jax.Array
+    terminated: jax.Array
+    truncated: jax.Array
+    is_demo: jax.Array
+
+
+def fold_nstep(seq: ReplayRow, gamma: jax.Array) -> Batch:
+    """Fold windows ``[..., n, ...]`` of consecutive rows into n-step :class:`Batch` rows.
+
+    The window stops at the first step whose episode ended (terminated or truncated): rewards
+    after it belong to another episode. A terminated window does not bootstrap; a truncated one
+    bootstraps from its true final observation with ``discount = gamma**(k+1)``.
+
+    Args:
+      seq: rows with leaves ``[..., n, ...]`` (time axis at position ``reward.ndim - 1``).
+      gamma: discount factor (scalar, may be traced).
+
+    Returns:
+      A Batch with the time axis removed.
+    """
+    t_axis = seq.reward.ndim - 1
+    n = seq.reward.shape[-1]
+    ends = jnp.logical_or(seq.terminated, seq.truncated).astype(jnp.float32)
+    # alive[j] = 1 while no earlier step in the window ended the episode.
+    alive = jnp.cumprod(jnp.concatenate(
+        [jnp.ones_like(ends[..., :1]), 1.0 - ends[..., :-1]], axis=-1), axis=-1)
+    powers = gamma ** jnp.arange(n, dtype=jnp.float32)
+    reward = jnp.sum(alive * powers * seq.reward, axis=-1)
+    # Last index included: the first end, or n-1.
+    last = jnp.where(jnp.any(ends > 0, axis=-1), jnp.argmax(ends > 0, axis=-1), n - 1)
+
+    def pick(x: jax.Array) -> jax.Array:
+        idx = last.reshape(last.shape + (1,) * (x.ndim - t_axis))
+        return jnp.take_along_axis(x, idx, axis=t_axis).squeeze(t_axis)
+
+    first = lambda x: jnp.take(x, 0, axis=t_axis)  # noqa: E731
+    return Batch(obs=first(seq.obs), action=first(seq.action), reward=reward,
+                 next_obs=pick(seq.next_obs), terminated=pick(seq.terminated),
+                 discount=gamma ** (last.astype(jnp.float32) + 1.0),
+                 is_demo=first(seq.is_demo).astype(jnp.float32))
+
+
+@dataclasses.dataclass(frozen=True)
+class Replay:
+    """Pure replay functions for one seed: ``init(example_row)``, ``add``, ``sample``.
+
+    ``sample(state, key, gamma)`` returns a Batch with leaves ``[U, B, ...]``.
+    """
+
+    buffer: Any
+    n_envs: int
+    updates: int
+    batch_size: int
+    n_step: int
+
+    def init(self, example: ReplayRow) -> Any:
+        return self.buffer.init(example)
+
+    def add(self, state: Any, rows: ReplayRow) -> Any:
+        """Add one vector step; ``rows`` leaves are ``[n_envs, ...]``."""
+        chex.assert_tree_shape_prefix(rows, (self.n_envs,))
+        return self.buffer.add(state, jax.tree.map(lambda x: x[:, None], rows))
+
+    def sample(self, state: Any, key: jax.Array, gamma: jax.Array) -> Batch:
+        seq = self.buffer.sample(state, key).experience  # [U*B, n, ...]
+        batch = fold_nstep(seq, gamma)
+        return jax.tree.map(
+            lambda x: x.reshape((self.updates, self.batch_size) + x.shape[1:]), batch)
+
+
+def make_replay(capacity: int, n_envs: int, updates: int, batch_size: int, n_step: int) -> Replay:
+    """A replay of ``capacity`` rows per seed sampling ``updates`` batches of ``batch_size``."""
+    max_len = max(capacity // n_envs, n_step + 1)
+    buffer = fbx.make_trajectory_buffer(
+        add_batch_size=n_envs, sample_batch_size=updates * batch_size,
+        sample_sequence_length=n_step, period=1, min_length_time_axis=n_step,
+        max_length_time_axis=max_len)
+    return Replay(buffer, n_envs, updates, batch_size, n_step)

@@ -1,0 +1,5 @@
+import sys
+
+from rlstab_jax.train.cli import main
+
+sys.exit(main())

@@ -1,0 +1,48 @@
+"""Episode statistics accumulated on device (no host sync per env step)."""
+
+from __future__ import annotations
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+
+
+@flax.struct.dataclass
+class EpisodeStats:
+    """Running return/length per env plus sums over the episodes finished in this chunk."""
+
+    ret: jax.Array
+    length: jax.Array
+    done_return: jax.Array
+    done_length: jax.Array
+    done_count: jax.Array
+
+    @staticmethod
+    def zeros(n_envs: int) -> "EpisodeStats":
+        z = jnp.zeros((), jnp.float32)
+        return EpisodeStats(jnp.zeros((n_envs,), jnp.float32), jnp.zeros((n_envs,), jnp.int32),
+                            z, z, z)
+
+    def reset_chunk(self) -> "EpisodeStats":
+        z = jnp.zeros((), jnp.float32)
+        return self.replace(done_return=z, done_length=z, done_count=z)
+
+    def summary(self) -> dict[str, jax.Array]:
+        n = jnp.maximum(self.done_count, 1.0)
+        nan = jnp.float32(jnp.nan)
+        has = self.done_count > 0
+        return {"train/episode_return": jnp.where(has, self.done_return / n, nan),
+                "train/episode_length": jnp.where(has, self.done_length / n, nan),
+                "train/episodes": self.done_count}
+
+
+def episode_update(stats: EpisodeStats, reward: jax.Array, done: jax.Array) -> EpisodeStats:
+    """Add one vector step of rewards ``[n_envs]``; ``done`` closes episodes."""
+    ret = stats.ret + reward
+    length = stats.length + 1
+    d = done.astype(jnp.float32)
+    return EpisodeStats(
+        ret=jnp.where(done, 0.0, ret), length=jnp.where(done, 0, length),
+        done_return=stats.done_return + jnp.sum(d * ret),
+        done_length=stats.done_length + jnp.sum(d * length.astype(jnp.float32)),
+        done_count=stats.done_count + jnp.sum(d))

@@ -1,0 +1,105 @@
+"""Architecture fingerprints stored with checkpoints, and the error raised when they differ.
+
+A fingerprint is a flat dict of the architecture-relevant config keys, e.g.
+``{"agent.hidden_sizes": [256, 256], "env.obs_shape": [3]}``. It is written into every
+checkpoint's metadata; restoring (or resuming into) a directory whose checkpoints carry a
+different fingerprint is refused with one line naming the differing keys, because data from
+an old architecture must not poison a new run (field report 001, phase 4).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from rlstab_jax.config.errors import ConfigError
+
+_ABSENT = "<absent>"
+_ADVICE = (
+    "start a new run (field report 001 phase 4: data from an old architecture must not "
+    "poison a new run)"
+)
+
+
+class CheckpointMismatchError(ConfigError):
+    """A checkpoint does not fit the current run: other architecture, shapes or structure.
+
+    Raised instead of a deep Orbax traceback so the CLI prints one line and exits with code 2.
+    """
+
+
+def to_jsonable(x: Any) -> Any:
+    """Convert ``x`` to plain JSON types (dict/list/str/int/float/bool/None).
+
+    Tuples become lists, numpy/JAX scalars and arrays become Python numbers/lists, paths become
+    strings, anything else its ``repr``. Used so that a fingerprint compares equal to itself
+    after a JSON round trip (``(256, 256)`` and ``[256, 256]`` are the same architecture).
+    """
+    if x is None or isinstance(x, (str, bool, int, float)):
+        return x
+    if isinstance(x, Mapping):
+        return {str(k): to_jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [to_jsonable(v) for v in x]
+    if isinstance(x, os.PathLike):
+        return os.fspath(x)
+    if isinstance(x, np.generic) or hasattr(x, "__array__"):
+        return to_jsonable(np.asarray(x).tolist())
+    return repr(x)
+
+
+def normalize_fingerprint(fingerprint: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a JSON-normalised copy of a flat fingerprint with keys sorted."""
+    if not isinstance(fingerprint, Mapping):
+        raise TypeError(f"fingerprint must be a flat dict, got {type(fingerprint).__name__}")
+    return {str(k): to_jsonable(fingerprint[k]) for k in sorted(fingerprint, key=str)}
+
+
+def _fmt(value: Any) -> str:
+    if value is _ABSENT:
+        return _ABSENT
+    return json.dumps(value, sort_keys=True)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if a is _ABSENT or b is _ABSENT:
+        return a is b
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return a == b or _fmt(a) == _fmt(b)
+
+
+def fingerprint_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
+    """List ``"key: old -> new"`` for every key whose value differs (absent keys included).
+
+    Example: ``["agent.hidden_sizes: [256, 256] -> [64, 64]"]``.
+    """
+    old_n, new_n = normalize_fingerprint(old), normalize_fingerprint(new)
+    out = []
+    for key in sorted(set(old_n) | set(new_n)):
+        a, b = old_n.get(key, _ABSENT), new_n.get(key, _ABSENT)
+        if not _same(a, b):
+            out.append(f"{key}: {_fmt(a)} -> {_fmt(b)}")
+    return out
+
+
+def mismatch_message(where: str, diff: list[str]) -> str:
+    """The one-line message of :class:`CheckpointMismatchError` for a fingerprint difference."""
+    return (
+        f"checkpoint in {where} was written with a different architecture: "
+        f"{'; '.join(diff)}; {_ADVICE}"
+    )
+
+
+def assert_same_fingerprint(
+    where: str, stored: Mapping[str, Any], current: Mapping[str, Any]
+) -> None:
+    """Raise :class:`CheckpointMismatchError` if ``stored`` and ``current`` differ."""
+    diff = fingerprint_diff(stored, current)
+    if diff:
+        raise CheckpointMismatchError(mismatch_message(where, diff))

@@ -1,0 +1,148 @@
+"""Off-policy driver on pure-JAX envs: warm-up, collect, replay add and UTD updates in one scan.
+
+The per-seed state is a pytree with a leading seed axis ``[S, ...]``; a chunk is
+``lax.scan`` over env steps of ``vmap(collect)`` then (past ``learning_starts``) ``vmap(update)``.
+The warm-up switch is a real ``lax.cond`` on the (seed-independent) step counter, so warm-up steps
+cost no update FLOPs. The host calls the same compiled chunk again and again, so a resumed run
+executes exactly the code of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+
+from rlstab_jax.agents.base import Batch, OffPolicyAgent
+from rlstab_jax.envs.jax_env import JaxEnv
+from rlstab_jax.replay.buffer import Replay, ReplayRow, make_replay
+from rlstab_jax.train.demo_mix import DemoMixer
+from rlstab_jax.train.episodes import EpisodeStats, episode_update
+
+
+@flax.struct.dataclass
+class OffPolicyState:
+    """Everything a seed needs to continue training bit-exactly (checkpointed as a whole)."""
+
+    agent: Any
+    replay: Any
+    env_state: Any
+    obs: jax.Array
+    key: jax.Array
+    env_steps: jax.Array
+    episodes: EpisodeStats
+    nonfinite_streak: jax.Array
+
+
+def random_actions(key: jax.Array, spec: Any, n: int) -> jax.Array:
+    """Uniform warm-up actions in the agent's action space (``[-1, 1]`` or indices)."""
+    if spec.action_kind == "discrete":
+        return jax.random.randint(key, (n,), 0, spec.action_dim)
+    return jax.random.uniform(key, (n, spec.action_dim), minval=-1.0, maxval=1.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class OffPolicyDriver:
+    """Builds ``init(keys, hparams)`` and ``chunk(states, hparams)`` for a pure-JAX env."""
+
+    agent: OffPolicyAgent
+    env: JaxEnv
+    replay: Replay
+    n_envs: int
+    learning_starts: int
+    chunk_iters: int
+    demos: DemoMixer | None = None
+
+    @property
+    def steps_per_iter(self) -> int:
+        return self.n_envs
+
+    def init_one(self, key: jax.Array, hparams: Any) -> OffPolicyState:
+        k_agent, k_env, k_state = jax.random.split(key, 3)
+        agent_state = self.agent.init(k_agent, hparams)
+        env_state, obs = jax.vmap(self.env.reset)(jax.random.split(k_env, self.n_envs))
+        example = ReplayRow(obs=obs[0], action=random_actions(k_env, self.env.spec, 1)[0],
+                            reward=jnp.zeros((), jnp.float32), next_obs=obs[0],
+                            terminated=jnp.zeros((), bool), truncated=jnp.zeros((), bool),
+                            is_demo=jnp.zeros((), bool))
+        return OffPolicyState(
+            agent=agent_state, replay=self.replay.init(example), env_state=env_state, obs=obs,
+            key=k_state, env_steps=jnp.zeros((), jnp.int32),
+            episodes=EpisodeStats.zeros(self.n_envs), nonfinite_streak=jnp.zeros((), jnp.int32))
+
+    def init(self, keys: jax.Array, hparams: Any) -> OffPolicyState:
+        """Seed-batched initial state; ``keys`` is ``[S]``, ``hparams`` leaves ``[S]``."""
+        return jax.vmap(self.init_one)(keys, hparams)
+
+    def collect(self, s: OffPolicyState, hparams: Any) -> tuple[OffPolicyState, jax.Array]:
+        key, k_act, k_rand, k_env = jax.random.split(s.key, 4)
+        policy_a = self.agent.act(s.agent, s.obs, k_act, hparams, deterministic=False)
+        rand_a = random_actions(k_rand, self.env.spec, self.n_envs)
+        action = jnp.where(s.env_steps >= self.learning_starts, policy_a, rand_a)
+        env_state, obs, reward, term, trunc, final_obs = jax.vmap(self.env.step)(
+            jax.random.split(k_env, self.n_envs), s.env_state, action)
+        row = ReplayRow(obs=s.obs, action=action, reward=reward, next_obs=final_obs,
+                        terminated=term, truncated=trunc,
+                        is_demo=jnp.zeros((self.n_envs,), bool))
+        episodes = episode_update(s.episodes, reward, jnp.logical_or(term, trunc))
+        return s.replace(replay=self.replay.add(s.replay, row), env_state=env_state, obs=obs,
+                         key=key, env_steps=s.env_steps + self.n_envs, episodes=episodes), reward
+
+    def update(self, s: OffPolicyState, hparams: Any) -> tuple[OffPolicyState, dict]:
+        key, k_sample, k_mix, k_update = jax.random.split(s.key, 4)
+        batch: Batch = self.replay.sample(s.replay, k_sample, hparams["gamma"])
+        metrics = {}
+        if self.demos is not None:
+            batch, metrics = self.demos.mix(k_mix, batch, s.env_steps, hparams["gamma"])
+        agent_state, agent_metrics = self.agent.update(s.agent, batch, k_update, hparams)
+        metrics.update(agent_metrics)
+        skipped = metrics.get("nonfinite/skipped", jnp.zeros(()))
+        streak = jnp.where(skipped > 0, s.nonfinite_streak + 1, 0).astype(jnp.int32)
+        metrics["nonfinite/streak"] = streak.astype(jnp.float32)
+        return s.replace(agent=agent_state, key=key, nonfinite_streak=streak), metrics
+
+    def chunk(self, states: OffPolicyState, hparams: Any):
+        """Run ``chunk_iters`` vector-env steps for all seeds.
+
+        Returns ``(states, metrics)`` where ``metrics`` maps names to ``[S]`` arrays: means of the
+        update metrics over the steps that updated, plus episode statistics of the chunk.
+        """
+        update_v = jax.vmap(self.update)
+        metric_shapes = jax.eval_shape(update_v, states, hparams)[1]
+
+        def no_update(st):
+            return st, jax.tree.map(lambda m: jnp.zeros(m.shape, m.dtype), metric_shapes)
+
+        def body(carry, _):
+            st = carry
+            st, _ = jax.vmap(self.collect)(st, hparams)
+            learning = st.env_steps[0] >= self.learning_starts
+            st, metrics = jax.lax.cond(learning, lambda x: update_v(x, hparams), no_update, st)
+            return st, (metrics, learning)
+
+        states = states.replace(episodes=jax.vmap(EpisodeStats.reset_chunk)(states.episodes))
+        states, (metrics, learned) = jax.lax.scan(body, states, None, length=self.chunk_iters)
+        n = jnp.maximum(learned.sum(), 1).astype(jnp.float32)
+        w = learned.astype(jnp.float32)
+        out = {k: jnp.tensordot(w, v.astype(jnp.float32), axes=(0, 0)) / n
+               for k, v in metrics.items()}
+        out["nonfinite/streak"] = metrics["nonfinite/streak"][-1] if "nonfinite/streak" in metrics \
+            else jnp.zeros(states.env_steps.shape)
+        out.update(jax.vmap(EpisodeStats.summary)(states.episodes))
+        out["updates/fraction"] = jnp.broadcast_to(w.mean(), states.env_steps.shape)
+        return states, out
+
+
+def make_offpolicy_driver(agent: OffPolicyAgent, env: JaxEnv, *, n_envs: int, capacity: int,
+                          learning_starts: int, chunk_steps: int,
+                          demos: DemoMixer | None = None) -> OffPolicyDriver:
+    """Assemble the pure-JAX off-policy driver (``chunk_steps`` env steps per seed per chunk)."""
+    replay = make_replay(capacity, n_envs, agent.updates_per_step * n_envs, agent.batch_size,
+                         agent.n_step)
+    chunk_iters = max(1, chunk_steps // n_envs)
+    # The replay must hold at least one full n-step window before the first sample.
+    learning_starts = max(learning_starts, n_envs * agent.n_step)
+    return OffPolicyDriver(agent, env, replay, n_envs, learning_starts, chunk_iters, demos)

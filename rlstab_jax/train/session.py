@@ -1,0 +1,172 @@
+"""Assemble a training session from a config: env, agent, driver, evaluation, hparams, keys.
+
+The session is pure set-up; ``rlstab_jax.train.loop`` runs it. Seed ``i`` of a run with
+``train.seeds=N`` gets key ``PRNGKey(train.seed + i)``, so it equals a single run with
+``train.seed=train.seed+i``. When several devices are visible, the seed axis is sharded over
+them with ``jax.sharding`` (``NamedSharding(Mesh(devices, ("seed",)), P("seed"))``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from rlstab_jax.agents import registry
+from rlstab_jax.config.errors import ConfigError
+from rlstab_jax.config.loader import Config
+from rlstab_jax.config.split import extract_hparams
+from rlstab_jax.envs import registry as env_registry
+from rlstab_jax.envs.spec import EnvSpec
+from rlstab_jax.train.evaluate import make_jax_evaluate
+
+
+@dataclasses.dataclass
+class Session:
+    cfg: Config
+    spec: EnvSpec
+    backend: str  # "jax" | "gymnasium"
+    agent: Any
+    kind: str
+    hparams: Any  # leaves [S]
+    keys: jax.Array  # [S, 2]
+    driver: Any
+    runner: Any  # GymOffPolicyRunner or None
+    evaluate: Any  # jitted (states, key, hparams) -> dict of [S]
+    chunk: Any  # jitted chunk
+    steps_per_chunk: int
+    sharding: Any = None
+
+    @property
+    def n_seeds(self) -> int:
+        return self.cfg.train.seeds
+
+    def init_state(self) -> Any:
+        if self.runner is not None:
+            return self.runner.init(self.keys, self.hparams)
+        return jax.jit(self.driver.init)(self.keys, self.hparams)
+
+    def abstract_state(self) -> Any:
+        if self.runner is not None:
+            return jax.eval_shape(self.runner.init, self.keys, self.hparams)
+        return jax.eval_shape(self.driver.init, self.keys, self.hparams)
+
+    def place(self, tree: Any) -> Any:
+        """Put a seed-batched pytree on the devices (sharded over the seed axis if possible)."""
+        if self.sharding is None:
+            return tree
+        return jax.device_put(tree, self.sharding)
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Architecture-relevant config: a checkpoint only restores into the same values."""
+        a = self.cfg.agent
+        keys = a.architecture_keys() if hasattr(a, "architecture_keys") else ()
+        fp: dict[str, Any] = {f"agent.{k}": _jsonable(getattr(a, k)) for k in keys}
+        fp.update({"agent.name": self.cfg.agent_name, "env.id": self.spec.env_id,
+                   "env.obs_shape": list(self.spec.obs_shape),
+                   "env.action_kind": self.spec.action_kind,
+                   "env.action_dim": self.spec.action_dim, "env.n_envs": self.cfg.env.n_envs,
+                   "env.backend": self.backend, "train.seeds": self.cfg.train.seeds,
+                   "replay.capacity": self.cfg.replay.capacity})
+        return fp
+
+
+def _jsonable(v: Any) -> Any:
+    return list(v) if isinstance(v, tuple) else v
+
+
+def seed_keys(seed: int, n: int) -> jax.Array:
+    return jnp.stack([jax.random.PRNGKey(seed + i) for i in range(n)])
+
+
+def batch_hparams(hparams: dict[str, jax.Array], n: int) -> dict[str, jax.Array]:
+    return {k: jnp.broadcast_to(jnp.asarray(v, jnp.float32), (n,)) for k, v in hparams.items()}
+
+
+def _sharding(n_seeds: int) -> Any:
+    devices = jax.devices()
+    if len(devices) < 2 or n_seeds % len(devices):
+        return None
+    return NamedSharding(Mesh(np.array(devices), ("seed",)), PartitionSpec("seed"))
+
+
+def _demo_mixer(cfg: Config, spec: EnvSpec) -> Any:
+    if not cfg.replay.demos:
+        return None
+    from rlstab_jax.replay.demos import load_demos
+    from rlstab_jax.train.demo_mix import DemoMixer
+
+    data = load_demos(cfg.replay.demos, spec)
+    return DemoMixer.from_arrays(data, cfg.replay.demo_weight, cfg.replay.demo_decay_samples,
+                                 cfg.replay.demo_repeat)
+
+
+def build_session(cfg: Config, hparams: dict[str, Any] | None = None) -> Session:
+    """Build everything a run needs. ``hparams`` overrides the config's (leaves ``[S]``)."""
+    entry = registry.get(cfg.agent_name)
+    choice = env_registry.resolve(cfg.env.id, cfg.env.backend)
+    S, n_envs = cfg.train.seeds, cfg.env.n_envs
+    hp = hparams if hparams is not None else batch_hparams(extract_hparams(cfg.agent), S)
+    keys = seed_keys(cfg.train.seed, S)
+    sharding = _sharding(S)
+    runner = None
+    if choice.backend == "jax":
+        env = env_registry.make_jax(cfg.env.id, cfg.env.kwargs, cfg.env.frame_stack,
+                                    cfg.env.history)
+        spec = env.spec
+    else:
+        if cfg.env.frame_stack or cfg.env.history:
+            raise ConfigError("env.frame_stack/env.history need a pure-JAX env (env.backend=gymnax)")
+        from rlstab_jax.envs.gym_env import GymVecEnv
+
+        venv = GymVecEnv(cfg.env.id, S * n_envs, asynchronous=cfg.env.async_vector,
+                         kwargs=cfg.env.kwargs)
+        spec = venv.spec
+        env = _SpecOnly(spec)
+    agent = entry.make_agent(cfg.agent, spec)
+    max_steps = spec.max_episode_steps or 1000
+    if entry.kind == "off_policy":
+        from rlstab_jax.train.offpolicy import make_offpolicy_driver
+
+        driver = make_offpolicy_driver(
+            agent, env, n_envs=n_envs, capacity=cfg.replay.capacity,
+            learning_starts=cfg.train.learning_starts, chunk_steps=cfg.train.chunk_steps,
+            demos=_demo_mixer(cfg, spec))
+        steps_per_chunk = driver.chunk_iters * n_envs
+        if choice.backend == "gymnasium":
+            from rlstab_jax.train.offpolicy_gym import GymOffPolicyRunner
+
+            runner = GymOffPolicyRunner(driver, venv, S, cfg.train.seed)
+            chunk = lambda st, hp_: runner.chunk(st, hp_, driver.chunk_iters)  # noqa: E731
+        else:
+            chunk = jax.jit(driver.chunk, donate_argnums=0)
+    else:
+        if choice.backend != "jax":
+            raise ConfigError(f"on-policy agent {cfg.agent_name!r} needs a pure-JAX env for now "
+                              f"(env.backend=gymnax); {cfg.env.id!r} resolved to gymnasium")
+        from rlstab_jax.train.onpolicy import make_onpolicy_driver
+
+        driver = make_onpolicy_driver(agent, env, n_envs=n_envs, chunk_steps=cfg.train.chunk_steps)
+        steps_per_chunk = driver.chunk_iters * agent.rollout_len * n_envs
+        chunk = jax.jit(driver.chunk, donate_argnums=0)
+    if choice.backend == "jax":
+        ev = make_jax_evaluate(agent, env, cfg.train.eval_episodes, max_steps)
+        evaluate = jax.jit(lambda st, key, hp_: jax.vmap(ev)(st.agent, jax.random.split(key, S),
+                                                             hp_))
+    else:
+        from rlstab_jax.train.gym_eval import make_gym_evaluate
+
+        evaluate = make_gym_evaluate(cfg, agent, S)
+    return Session(cfg, spec, choice.backend, agent, entry.kind, hp, keys, driver, runner,
+                   evaluate, chunk, steps_per_chunk, sharding)
+
+
+@dataclasses.dataclass(frozen=True)
+class _SpecOnly:
+    """Stands in for a JaxEnv where only the spec is needed (gymnasium backend)."""
+
+    spec: EnvSpec

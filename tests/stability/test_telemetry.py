@@ -1,0 +1,131 @@
+"""Tests for rlstab_jax.stability.telemetry (field reports 000, 003, 004)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rlstab_jax.stability.telemetry import (
+    collapse_detector,
+    explained_variance,
+    identical_fraction,
+    per_dim_metrics,
+    q_stats,
+    stability_score,
+)
+
+
+# ---------------------------------------------------------------- stability score
+def test_stability_score_hand_values():
+    x = jnp.array(
+        [
+            [5.0, 5.0, 5.0, 5.0],  # constant -> 1
+            [1.0, 2.0, 3.0, 4.0],  # steady improvement -> 1 (no drawdown, constant steps)
+            # best stays 10, scale 10: drawdown mean([0,0,1,1]) = .5;
+            # diffs [0,-10,0]: mean -10/3, pop. std sqrt(600/27) = 4.7140 -> rough .47140
+            [10.0, 10.0, 0.0, 0.0],
+            # drawdown .5; diffs [-10,10,-10]: std sqrt(2400/27) = 9.4281 -> rough .94281
+            [10.0, 0.0, 10.0, 0.0],
+        ]
+    )
+    expected = [1.0, 1.0, 0.5 / (1 + np.sqrt(600 / 27) / 10), 0.5 / (1 + np.sqrt(2400 / 27) / 10)]
+    np.testing.assert_allclose(stability_score(x), expected, rtol=1e-5)
+    np.testing.assert_allclose(stability_score(jnp.array([[3.0]])), [1.0])
+    # negative returns: best -10 ... drop to -20: scale 20, drawdown mean([0, 10]) / 20 = .25,
+    # one diff -> std 0 -> score .75
+    np.testing.assert_allclose(stability_score(jnp.array([-10.0, -20.0])), 0.75, rtol=1e-6)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.floats(-1e4, 1e4, width=32), min_size=1, max_size=12))
+def test_stability_score_in_unit_interval(xs):
+    s = float(stability_score(jnp.asarray(xs, jnp.float32)))
+    assert 0.0 <= s <= 1.0
+
+
+def test_stability_score_scale_invariant_and_vmaps():
+    x = jnp.array([3.0, 7.0, 2.0, 9.0, 8.0])
+    np.testing.assert_allclose(stability_score(x), stability_score(100.0 * x), rtol=1e-5)
+    batch = jnp.stack([x, x[::-1], jnp.ones(5)])
+    np.testing.assert_allclose(
+        jax.jit(jax.vmap(stability_score))(batch), [stability_score(b) for b in batch], rtol=1e-6
+    )
+
+
+# ---------------------------------------------------------------- collapse detector
+def test_collapse_detector_hand_cases():
+    x = jnp.array(
+        [
+            [10.0, 12.0, 8.0, 8.0, 8.0, 12.0],  # best 12, threshold 8.4: three evals down -> True
+            [10.0, 12.0, 8.0, 8.0, 12.0, 8.0],  # only runs of 2 -> False
+            [10.0, 12.0, 8.5, 8.5, 8.5, 8.5],  # 8.5 > 8.4 never down -> False
+            [-100.0, -50.0, -70.0, -70.0, -70.0, -50.0],  # best -50, thr -65: down x3 -> True
+            [-100.0, -120.0, -140.0, -160.0, -180.0, -200.0],  # thr -130: -140,-160,-180 -> True
+            [0.0, 0.0, -1.0, -1.0, -1.0, -1.0],  # best 0 -> eps scale: -1 < -3e-9 -> True
+        ]
+    )
+    out = collapse_detector(x, drop_frac=0.3, patience=3)
+    np.testing.assert_array_equal(out, [True, False, False, True, True, True])
+    np.testing.assert_array_equal(collapse_detector(x, 0.3, 4), [False, False, False, False, True, True])
+
+
+def _collapse_loop(x, drop, patience, eps=1e-8):
+    out = []
+    for row in x:
+        best, run, hit = -np.inf, 0, False
+        for v in row:
+            best = max(best, v)
+            run = run + 1 if v < best - drop * max(abs(best), eps) else 0
+            hit |= run >= patience
+        out.append(hit)
+    return out
+
+
+@settings(max_examples=50, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), patience=st.integers(1, 4))
+def test_collapse_detector_matches_loop(seed, patience):
+    x = np.random.default_rng(seed).normal(5.0, 5.0, size=(4, 10)).astype(np.float32)
+    out = jax.jit(collapse_detector)(x, 0.3, patience)
+    np.testing.assert_array_equal(out, _collapse_loop(x, 0.3, patience))
+
+
+# ---------------------------------------------------------------- critic diagnostics
+def test_explained_variance():
+    t = jnp.array([1.0, 2.0, 3.0, 4.0])
+    np.testing.assert_allclose(explained_variance(t, t), 1.0)
+    np.testing.assert_allclose(explained_variance(jnp.full(4, 2.5), t), 0.0, atol=1e-7)
+    # residual t - p = [1,-1,1,-1]: var 1; var t = 1.25 -> 1 - 0.8 = 0.2
+    np.testing.assert_allclose(explained_variance(t - jnp.array([1.0, -1, 1, -1]), t), 0.2, rtol=1e-5)
+    np.testing.assert_allclose(explained_variance(-t, t), 1 - 4.0, rtol=1e-5)  # var(2t)/var(t)=4
+    assert float(explained_variance(jnp.zeros(3), jnp.ones(3))) == 0.0  # undefined -> 0
+
+
+def test_identical_fraction():
+    q1 = jnp.array([1.0, 2.0, 3.0, 4.0])
+    np.testing.assert_allclose(identical_fraction(q1, q1), 1.0)
+    np.testing.assert_allclose(identical_fraction(q1, q1 + jnp.array([0, 0, 1e-3, 1.0])), 0.5)
+    np.testing.assert_allclose(identical_fraction(q1, q1 + jnp.array([0, 0, 1e-3, 1.0]), 1e-2), 0.75)
+
+
+def test_q_stats():
+    q = jnp.array([[1.0, 3.0], [2.0, 2.0]])
+    m = q_stats(q)
+    np.testing.assert_allclose(m["critic/q0_mean"], 2.0)
+    np.testing.assert_allclose(m["critic/q0_std"], 1.0)
+    np.testing.assert_allclose(m["critic/q1_mean"], 2.0)
+    np.testing.assert_allclose(m["critic/q1_std"], 0.0)
+    np.testing.assert_allclose(m["critic/q_mean"], 2.0)
+    np.testing.assert_allclose(m["critic/q_ensemble_std"], 0.5)  # std([1,2])=.5, std([3,2])=.5
+    assert set(jax.jit(q_stats)(q)) == set(m)
+
+
+def test_per_dim_metrics():
+    a = jnp.array([0.1, 0.2, 0.3])
+    m = per_dim_metrics("alpha", a, ("steer", "gas", "brake"))
+    assert list(m) == ["alpha/steer", "alpha/gas", "alpha/brake"]
+    np.testing.assert_allclose(m["alpha/gas"], 0.2)
+    assert list(per_dim_metrics("alpha", a)) == ["alpha/0", "alpha/1", "alpha/2"]
+    with pytest.raises(ValueError, match="names"):
+        per_dim_metrics("alpha", a, ("steer",))

@@ -1,0 +1,78 @@
+"""Bit-exact resume (TESTING.md pattern 1) and architecture-mismatch errors, via the CLI.
+
+Runs in subprocesses with single-threaded XLA: JAX only promises bit-exact results within one
+program, so the resumed run must execute the same compiled chunk as the uninterrupted one.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from rlstab_jax.config.loader import load_config, read_yaml
+from rlstab_jax.train.checkpoint import CheckpointStore
+from rlstab_jax.train.session import build_session
+
+ENV = dict(os.environ, JAX_PLATFORMS="cpu",
+           XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+
+CASES = {
+    "reinforce-probe": ["--config", "reinforce/probe", "agent.hidden=[16,16]",
+                        "env.id=probe/obs-action-continuous", "env.n_envs=4",
+                        "train.chunk_steps=256", "train.eval_every=512", "train.seeds=2"],
+}
+
+
+def _train(*args):
+    p = subprocess.run([sys.executable, "-m", "rlstab_jax.train", "--no-progress", *args],
+                       capture_output=True, text=True, env=ENV, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    return p
+
+
+def _rows(run_dir):
+    rows = [json.loads(line) for line in open(run_dir / "metrics.jsonl")]
+    for r in rows:
+        r.pop("sps")
+    return rows
+
+
+def _final_state(run_dir):
+    cfg = load_config(base=read_yaml(run_dir / "config.yaml"))
+    sess = build_session(cfg)
+    store = CheckpointStore(run_dir / "checkpoints", keep=3, fingerprint=sess.fingerprint())
+    state, meta = store.restore(sess.abstract_state())
+    store.close()
+    return state, meta
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_resume_is_bit_exact(case, tmp_path):
+    common = CASES[case] + ["checkpoint.every=256", "log.plot=false"]
+    a, b = tmp_path / "a", tmp_path / "b"
+    _train(*common, "train.total_steps=1024", f"run.dir={a}")
+    _train(*common, "train.total_steps=512", f"run.dir={b}")
+    _train("--resume", str(b), "train.total_steps=1024")
+    assert _rows(a) == _rows(b)
+    sa, ma = _final_state(a)
+    sb, mb = _final_state(b)
+    assert ma["env_steps"] == mb["env_steps"] == 1024
+    la, lb = jax.tree.leaves(sa), jax.tree.leaves(sb)
+    assert len(la) == len(lb)
+    for x, y in zip(la, lb):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_resume_with_other_architecture_fails_clearly(tmp_path):
+    common = CASES["reinforce-probe"] + ["log.plot=false", "train.total_steps=256"]
+    _train(*common, f"run.dir={tmp_path}")
+    p = subprocess.run([sys.executable, "-m", "rlstab_jax.train", "--no-progress", "--resume",
+                        str(tmp_path), "agent.hidden=[32,32]", "train.total_steps=512"],
+                       capture_output=True, text=True, env=ENV, timeout=600)
+    assert p.returncode == 2
+    assert "agent.hidden" in p.stderr and "Traceback" not in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
