@@ -16,6 +16,14 @@ from rlstab_jax.config.errors import ConfigError
 from rlstab_jax.envs.spec import EnvSpec
 
 
+# Action-dimension names of well-known gymnasium envs (for per-dim telemetry: alpha/steer).
+KNOWN_ACTION_NAMES: dict[str, tuple[str, ...]] = {
+    "CarRacing-v3": ("steer", "gas", "brake"),
+    "CarRacing-v2": ("steer", "gas", "brake"),
+    "LunarLanderContinuous-v3": ("main", "lateral"),
+}
+
+
 def spec_from_gymnasium(env_id: str, obs_space: Any, act_space: Any,
                         max_steps: int | None, names: tuple[str, ...] = ()) -> EnvSpec:
     if not isinstance(obs_space, gym.spaces.Box):
@@ -57,7 +65,8 @@ class GymVecEnv:
         single = self.env.single_action_space
         spec = getattr(self.env, "spec", None)
         max_steps = getattr(spec, "max_episode_steps", None) if spec else None
-        names = tuple(self.env.get_attr("action_names")[0]) if _has_names(self.env) else ()
+        names = tuple(self.env.get_attr("action_names")[0]) if _has_names(self.env) else \
+            KNOWN_ACTION_NAMES.get(env_id, ())
         self.spec = spec_from_gymnasium(env_id, self.env.single_observation_space, single,
                                         max_steps, names)
         if self.spec.action_kind == "continuous":

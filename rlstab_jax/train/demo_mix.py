@@ -53,6 +53,9 @@ class DemoMixer:
                      is_demo=jnp.ones(batch.reward.shape, jnp.float32))
         weight = demo_fns.demo_sampling_weight(env_steps, self.initial_weight, self.decay_samples)
         frac = demo_fns.demo_fraction(weight, self.size * self.repeat, env_steps)
-        mixed, frac_in_batch = demo_fns.mix_demo_batch(k_mix, batch, demo, frac)
+        shape = batch.reward.shape  # [U, B]
+        flat = lambda t: jax.tree.map(lambda x: x.reshape((-1,) + x.shape[2:]), t)  # noqa: E731
+        mixed, frac_in_batch = demo_fns.mix_demo_batch(k_mix, flat(batch), flat(demo), frac)
+        mixed = jax.tree.map(lambda x: x.reshape(shape + x.shape[1:]), mixed)
         return mixed, {"demo/sampling_weight": jnp.asarray(weight, jnp.float32),
                        "demo/fraction_in_batch": jnp.asarray(frac_in_batch, jnp.float32)}

@@ -77,26 +77,31 @@ def init(key: jax.Array, hidden: int = 8) -> AgentState:
     )
 
 
+@jax.jit
+def _fake_train_step(state: AgentState) -> AgentState:
+    key, k = jax.random.split(state.key)
+    grads = jax.tree.map(lambda p: jax.random.normal(k, p.shape), state.params)
+    updates, opt_state = TX.update(grads, state.opt_state, state.params)
+    return state.replace(
+        params=optax.apply_updates(state.params, updates),
+        opt_state=opt_state,
+        key=key,
+        env_keys=jax.vmap(lambda kk: jax.random.split(kk)[0])(state.env_keys),
+        step=state.step + 1,
+        done=state.done.at[state.step % 4].set(True),
+        norm=Normalizer(state.norm.mean + 0.1, state.norm.count + 7),
+        odd={
+            "f32": jnp.array([-0.0, 1e-45, 3.4e38], jnp.float32),
+            "bf16": jnp.arange(4, dtype=jnp.bfloat16) / 3,
+            "weak": state.odd["weak"] - 1.75,  # stays weakly typed
+        },
+    )
+
+
 def advance(state: AgentState, n: int = 1) -> AgentState:
     """A few fake training steps so every leaf is non-trivial (adam moments, counters, keys)."""
     for _ in range(n):
-        key, k = jax.random.split(state.key)
-        grads = jax.tree.map(lambda p: jax.random.normal(k, p.shape), state.params)
-        updates, opt_state = TX.update(grads, state.opt_state, state.params)
-        state = state.replace(
-            params=optax.apply_updates(state.params, updates),
-            opt_state=opt_state,
-            key=key,
-            env_keys=jax.vmap(lambda kk: jax.random.split(kk)[0])(state.env_keys),
-            step=state.step + 1,
-            done=state.done.at[state.step % 4].set(True),
-            norm=Normalizer(state.norm.mean + 0.1, state.norm.count + 7),
-            odd={
-                "f32": jnp.array([-0.0, 1e-45, 3.4e38], jnp.float32),
-                "bf16": jnp.arange(4, dtype=jnp.bfloat16) / 3,
-                "weak": state.odd["weak"] - 1.75,  # stays weakly typed
-            },
-        )
+        state = _fake_train_step(state)
     return state
 
 

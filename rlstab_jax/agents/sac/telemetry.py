@@ -4,9 +4,9 @@ Critic side: ``q/mean/<i>``, ``q/std/<i>`` (per critic; TQC: mean over quantiles
 ``q/ensemble_std``, ``critic/backup_mean``, ``critic/backup_std``, ``reward/mean``,
 ``critic/loss``, ``critic/grad_norm``, ``critic/identical_frac`` (report 003 §1: q1 == q2),
 ``demo/fraction_in_batch`` (report 003 §9).
-Actor side: ``actor/loss``, ``actor/grad_norm``, ``alpha/loss``, ``log_std/mean/<name>``, ``log_std/min/<name>``, ``log_std/frac_at_floor``,
-``entropy/<name>`` (sample estimate ``-mean_b logp_{b,d}``, squashed). Alpha after the call:
-``alpha/<name>``, ``alpha/mean``.
+Actor side: ``actor/loss``, ``actor/grad_norm``, ``alpha/loss``, ``log_std/mean/<name>``,
+``log_std/min/<name>``, ``log_std/frac_at_floor``, ``entropy/<name>`` (sample estimate
+``-mean_b logp_{b,d}``, squashed). Alpha after the call: ``alpha/<name>``, ``alpha/mean``.
 """
 
 from __future__ import annotations
