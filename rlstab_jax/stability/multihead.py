@@ -276,7 +276,8 @@ def per_head_entropy_bonus(
         raise ConfigError(f"entropy mode={mode!r} is not one of {ENTROPY_MODES}")
     for head in coefs:
         if head not in entropies:
-            raise ConfigError(f"entropy coef for unknown head {head!r}{did_you_mean(head, entropies)}")
+            hint = did_you_mean(head, entropies)
+            raise ConfigError(f"entropy coef for unknown head {head!r}{hint}")
     if mode == "active_only":
         if head_masks is None:
             raise ConfigError("per_head_entropy_bonus(mode='active_only') needs head_masks")
@@ -328,8 +329,8 @@ def per_head_ratio_stats(new_logp: Mapping[str, jax.Array], old_logp: Mapping[st
         any_active = count > 0
         rmax = jnp.where(any_active, jnp.max(jnp.where(mask, ratio, -jnp.inf)), 1.0)
         rmin = jnp.where(any_active, jnp.min(jnp.where(mask, ratio, jnp.inf)), 1.0)
-        rmean = jnp.where(any_active, jnp.sum(jnp.where(mask, ratio, 0.0)) / jnp.maximum(count, 1.0),
-                          1.0)
+        rsum = jnp.sum(jnp.where(mask, ratio, 0.0))
+        rmean = jnp.where(any_active, rsum / jnp.maximum(count, 1.0), 1.0)
         return {f"ratio/{name}/max": rmax, f"ratio/{name}/min": rmin, f"ratio/{name}/mean": rmean,
                 f"ratio/{name}/active_frac": count / mask.size,
                 f"ratio/{name}/warn": (rmax > warn).astype(jnp.float32),

@@ -30,7 +30,8 @@ def make_gym_evaluate(cfg: Any, agent: Any, n_seeds: int):
     def make_vec(n):
         return GymVecEnv(cfg.env.id, n, kwargs=cfg.env.kwargs)
 
-    def evaluate(states, key, hp):
+    def evaluate(states, keys, hp):
+        key = keys[0]
         return evaluate_gym(make_vec, act_fn, states.agent, hp, key, n_seeds, episodes,
                             seed=cfg.train.seed + 10_000)
 

@@ -54,10 +54,12 @@ def _to_rows(metrics: dict[str, Any], steps: np.ndarray, seed0: int, extra: dict
     return rows
 
 
-def _eval_key(seed: int, step: int) -> jax.Array:
+def _eval_keys(seed: int, n_seeds: int, step: int) -> jax.Array:
     # Evaluation never consumes the training RNG stream: a run evaluated more or less often
-    # trains identically, and a resumed run evaluates identically.
-    return jax.random.fold_in(jax.random.PRNGKey(seed + 7919), step)
+    # trains identically, a resumed run evaluates identically, and seed i's evaluation does
+    # not depend on how many seeds run beside it.
+    return jax.numpy.stack([jax.random.fold_in(jax.random.PRNGKey(seed + i + 7919), step)
+                            for i in range(n_seeds)])
 
 
 def run(cfg: Config, *, resume: Path | None = None, session: Session | None = None,
@@ -112,7 +114,7 @@ def run(cfg: Config, *, resume: Path | None = None, session: Session | None = No
             rows = _to_rows(metrics, env_steps, tcfg.seed, {"sps": sps})
             did_eval = _crossed(prev, steps, tcfg.eval_every) or steps >= total
             if did_eval:
-                ev = jax.device_get(sess.evaluate(state, _eval_key(tcfg.seed, steps), hparams))
+                ev = jax.device_get(sess.evaluate(state, _eval_keys(tcfg.seed, sess.n_seeds, steps), hparams))
                 last_eval = {k: np.asarray(v) for k, v in ev.items()}
                 for i, row in enumerate(rows):
                     row.update({k: float(v[i]) for k, v in last_eval.items()})

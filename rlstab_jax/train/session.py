@@ -155,8 +155,7 @@ def build_session(cfg: Config, hparams: dict[str, Any] | None = None) -> Session
         chunk = jax.jit(driver.chunk, donate_argnums=0)
     if choice.backend == "jax":
         ev = make_jax_evaluate(agent, env, cfg.train.eval_episodes, max_steps)
-        evaluate = jax.jit(lambda st, key, hp_: jax.vmap(ev)(st.agent, jax.random.split(key, S),
-                                                             hp_))
+        evaluate = jax.jit(lambda st, keys, hp_: jax.vmap(ev)(st.agent, keys, hp_))
     else:
         from rlstab_jax.train.gym_eval import make_gym_evaluate
 

@@ -24,6 +24,7 @@ from flax import struct
 
 from rlstab_jax.envs.racer import track as tracklib
 from rlstab_jax.envs.racer.env import EnvParams, Racer, RacerState, get_track
+from rlstab_jax.replay.demos import save_demos
 
 
 @struct.dataclass
@@ -143,10 +144,11 @@ def record_demos(path: str | os.PathLike, key: jax.Array, n_episodes: int = 10,
                  env_id: str = "Racer-v0") -> dict[str, Any]:
     """Record ``n_episodes`` scripted episodes into a demo ``.npz`` (design.md "Demo files").
 
-    Keys: ``obs, next_obs [N, *obs_shape] float32``, ``action [N, 3] float32`` in [-1, 1],
+    Keys: ``obs, next_obs [N, *obs_shape] float32`` (uint8 for pixel envs), ``action [N, 3] float32`` in [-1, 1],
     ``reward [N] float32``, ``terminated, truncated [N] bool``, ``episode_id [N] int32``,
-    ``env_id`` (0-d str), ``action_names`` (1-d str). Episodes are stored one after another;
-    saved without pickling. Field report 003 §9 (demo replay).
+    ``env_id`` (0-d str), ``action_names`` (1-d str). Episodes are stored one after another
+    and written with ``rlstab_jax.replay.demos.save_demos`` (no pickling). Field report 003 §9
+    (demo replay).
 
     Returns:
       ``{"path", "n_transitions", "returns" [E], "laps" [E]}``.
@@ -161,14 +163,15 @@ def record_demos(path: str | os.PathLike, key: jax.Array, n_episodes: int = 10,
         return x[mask].astype(dtype)
 
     episode_id = np.broadcast_to(np.arange(n_episodes, dtype=np.int32)[:, None], mask.shape)
+    obs_dtype = np.uint8 if params.pixels else np.float32
     data = {
-        "obs": flat(ro.obs, np.float32), "action": flat(ro.action, np.float32),
-        "reward": flat(ro.reward, np.float32), "next_obs": flat(ro.next_obs, np.float32),
+        "obs": flat(ro.obs, obs_dtype), "action": flat(ro.action, np.float32),
+        "reward": flat(ro.reward, np.float32), "next_obs": flat(ro.next_obs, obs_dtype),
         "terminated": flat(ro.terminated, bool), "truncated": flat(ro.truncated, bool),
         "episode_id": episode_id[mask].astype(np.int32),
         "env_id": np.array(env_id), "action_names": np.array(env.action_names(params)),
     }
-    np.savez(path, **data)
+    save_demos(path, **data)
     returns = np.asarray((np.swapaxes(np.asarray(ro.reward), 0, 1) * mask).sum(1))
     laps = np.asarray((np.swapaxes(np.asarray(ro.lap_completed), 0, 1) & mask).any(1))
     return {"path": os.fspath(path), "n_transitions": int(mask.sum()), "returns": returns,

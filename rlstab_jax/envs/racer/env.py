@@ -179,19 +179,9 @@ class Racer(environment.Environment[RacerState, EnvParams]):
             coefs = tracklib.sample_coefs(k_track, N_HARMONICS)
         else:
             coefs = jnp.zeros((N_HARMONICS, 2), jnp.float32)
-        track = get_track(coefs, params)
-        tan0 = track.tangent[0]
-        normal0 = jnp.stack([-tan0[1], tan0[0]])
         lat = params.start_lateral_noise * jax.random.uniform(k_lat, (), jnp.float32, -1.0, 1.0)
         head = params.start_heading_noise * jax.random.uniform(k_head, (), jnp.float32, -1.0, 1.0)
-        xy = track.xy[0] + lat * normal0
-        proj = tracklib.project(track, xy, jnp.asarray(0, jnp.int32))
-        zero_i = jnp.asarray(0, jnp.int32)
-        state = RacerState(
-            time=zero_i, x=xy[0], y=xy[1], heading=_wrap_angle(_angle(tan0) + head),
-            speed=jnp.asarray(params.start_speed, jnp.float32), s=proj.s, idx=proj.idx,
-            offset=proj.offset, travelled=jnp.zeros((), jnp.float32), off_track_steps=zero_i,
-            no_progress_steps=zero_i, prev_action=jnp.zeros((3,), jnp.float32), coefs=coefs)
+        state = state_at(params, 0.0, lat, head, params.start_speed, coefs=coefs)
         return self.get_obs(state, params), state
 
     def step_env(self, key: jax.Array, state: RacerState, action: Any, params: EnvParams):
@@ -225,6 +215,32 @@ class Racer(environment.Environment[RacerState, EnvParams]):
         if params.pixels:
             return render.pixel_obs(track, state, params)
         return vector_obs(track, state, params)
+
+
+def state_at(params: EnvParams, s: float, offset: float = 0.0, heading_error: float = 0.0,
+             speed: float = 0.0, travelled: float = 0.0, coefs: jax.Array | None = None,
+             **fields: Any) -> RacerState:
+    """A hand-built state: the car at arc length ``s`` (m), ``offset`` (m, + = left) from the
+    centre line, heading ``heading_error`` (rad) from the track direction, at ``speed``.
+
+    Extra ``fields`` (``off_track_steps``, ``time``, ...) override the rest. For tests,
+    scripted scenarios and demos that start mid-lap.
+    """
+    coefs = jnp.zeros((N_HARMONICS, 2), jnp.float32) if coefs is None else coefs
+    track = get_track(coefs, params)
+    centre = tracklib.point_at(track, jnp.float32(s))
+    i0, i1, t = tracklib.interp_index(track, jnp.float32(s))
+    tan = (1.0 - t) * track.tangent[i0] + t * track.tangent[i1]
+    tan = tan / jnp.linalg.norm(tan)
+    xy = centre + offset * jnp.stack([-tan[1], tan[0]])
+    proj = tracklib.project(track, xy, i0)
+    zero_i = jnp.asarray(0, jnp.int32)
+    state = RacerState(
+        time=zero_i, x=xy[0], y=xy[1], heading=_wrap_angle(_angle(tan) + heading_error),
+        speed=jnp.float32(speed), s=proj.s, idx=proj.idx, offset=proj.offset,
+        travelled=jnp.float32(travelled), off_track_steps=zero_i, no_progress_steps=zero_i,
+        prev_action=jnp.zeros((3,), jnp.float32), coefs=coefs)
+    return state.replace(**{k: jnp.asarray(v, getattr(state, k).dtype) for k, v in fields.items()})
 
 
 def vector_obs(track: tracklib.Track, state: RacerState, params: EnvParams) -> jax.Array:

@@ -77,7 +77,6 @@ class View(NamedTuple):
     x0: jax.Array
     y0: jax.Array
     scale: jax.Array
-    size: int
 
 
 def background(track: tracklib.Track, half_width: float, size: int = 256,
@@ -88,7 +87,7 @@ def background(track: tracklib.Track, half_width: float, size: int = 256,
     scale = size / jnp.max(hi - lo)
     centre = 0.5 * (lo + hi)
     x0, y0 = centre[0] - 0.5 * size / scale, centre[1] - 0.5 * size / scale
-    view = View(x0, y0, scale, size)
+    view = View(x0, y0, scale)
     xs = x0 + (jnp.arange(size, dtype=jnp.float32) + 0.5) / scale
     tan0, start = track.tangent[0], track.xy[0]
 
@@ -106,10 +105,10 @@ def background(track: tracklib.Track, half_width: float, size: int = 256,
     return img.astype(jnp.uint8), view
 
 
-def to_pixels(view: View, xy: jax.Array) -> tuple[jax.Array, jax.Array]:
+def to_pixels(view: View, xy: jax.Array, size: int) -> tuple[jax.Array, jax.Array]:
     """World points ``[..., 2]`` -> integer ``(row, col)`` (may fall outside the frame)."""
     col = jnp.floor((xy[..., 0] - view.x0) * view.scale).astype(jnp.int32)
-    row = jnp.floor(view.size - (xy[..., 1] - view.y0) * view.scale).astype(jnp.int32)
+    row = jnp.floor(size - (xy[..., 1] - view.y0) * view.scale).astype(jnp.int32)
     return row, col
 
 
@@ -128,20 +127,20 @@ def render_frame(bg: jax.Array, view: View, x: jax.Array, y: jax.Array, heading:
     it stays visible on a whole-track frame.
     """
     img = bg
-    size = view.size
+    size = bg.shape[0]
     if trail is not None:
-        r, c = to_pixels(view, trail)
+        r, c = to_pixels(view, trail, size)
         if trail_mask is not None:
             r = jnp.where(trail_mask, r, -1)
         r, c = _clip_idx(r, c, size)
         img = img.at[r, c].set(TRAIL, mode="drop")
     # Car rectangle: test only a small box of pixels around it.
     box = int(math.ceil(0.5 * CAR_LENGTH * car_scale * size / 50.0)) + 2  # world >= 50 m wide
-    rc, cc = to_pixels(view, jnp.stack([x, y]))
+    rc, cc = to_pixels(view, jnp.stack([x, y]), size)
     offs = jnp.arange(-box, box + 1)
     rr, ccol = rc + offs[:, None], cc + offs[None, :]
     wx = view.x0 + (ccol + 0.5) / view.scale
     wy = view.y0 + (size - rr - 0.5) / view.scale
     inside = _in_car(wx - x, wy - y, heading, car_scale)
-    rr, ccol = _clip_idx(jnp.where(inside, rr, -1), jnp.broadcast_to(ccol, rr.shape), size)
+    rr, ccol = _clip_idx(jnp.where(inside, rr, -1), jnp.broadcast_to(ccol, inside.shape), size)
     return img.at[rr, ccol].set(CAR, mode="drop")

@@ -142,8 +142,13 @@ def build_track(coefs: jax.Array, radius: float, n_points: int, oversample: int 
     length = s_dense[-1]
     s_new = jnp.arange(n_points, dtype=jnp.float32) * (length / n_points)
 
+    # One binary search shared by every interpolated quantity (cheaper to compile and run).
+    j = jnp.clip(jnp.searchsorted(s_dense, s_new, side="right") - 1, 0, m - 1)
+    w = (s_new - s_dense[j]) / (s_dense[j + 1] - s_dense[j])
+
     def interp(v):
-        return jnp.interp(s_new, s_dense, jnp.concatenate([v, v[:1]]))
+        v = jnp.concatenate([v, v[:1]])
+        return (1.0 - w) * v[j] + w * v[j + 1]
 
     tx, ty = interp(dx / speed), interp(dy / speed)
     norm = jnp.sqrt(tx**2 + ty**2)
