@@ -24,6 +24,12 @@ CASES = {
     "reinforce-probe": ["--config", "reinforce/probe", "agent.hidden=[16,16]",
                         "env.id=probe/obs-action-continuous", "env.n_envs=4",
                         "train.chunk_steps=256", "train.eval_every=512", "train.seeds=2"],
+    # off-policy: replay contents, target networks, alpha and optimiser states all restored
+    "sac-pendulum-gymnax": ["--config", "sac/pendulum", "agent.actor_hidden=[32,32]",
+                            "agent.critic_hidden=[32,32]", "agent.batch_size=32",
+                            "env.n_envs=2", "replay.capacity=4096", "train.learning_starts=128",
+                            "train.chunk_steps=256", "train.eval_every=512",
+                            "train.eval_episodes=1", "train.seeds=2"],
 }
 
 
@@ -76,3 +82,19 @@ def test_resume_with_other_architecture_fails_clearly(tmp_path):
     assert p.returncode == 2
     assert "agent.hidden" in p.stderr and "Traceback" not in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1
+
+
+def test_gymnasium_resume_restores_learner_state(tmp_path):
+    """Simulator state is not checkpointed: learner state restores exactly, episodes restart."""
+    common = ["--config", "sac/pendulum", "env.backend=gymnasium", "agent.actor_hidden=[16,16]",
+              "agent.critic_hidden=[16,16]", "agent.batch_size=16", "train.learning_starts=64",
+              "train.chunk_steps=128", "train.eval_every=256", "train.eval_episodes=1",
+              "checkpoint.every=128", "log.plot=false"]
+    _train(*common, "train.total_steps=256", f"run.dir={tmp_path}")
+    before, meta = _final_state(tmp_path)
+    _train("--resume", str(tmp_path), "train.total_steps=384")
+    after, meta2 = _final_state(tmp_path)
+    assert meta["env_steps"] == 256 and meta2["env_steps"] == 384
+    assert int(np.asarray(after.agent.critic_steps)[0]) > int(np.asarray(before.agent.critic_steps)[0])
+    steps = [r["step"] for r in _rows(tmp_path)]
+    assert steps == [128, 256, 384]

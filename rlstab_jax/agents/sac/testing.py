@@ -7,6 +7,7 @@ batch of the right shapes without an env.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -26,11 +27,16 @@ def tiny_cfg(**kw) -> SACConfig:
     return SACConfig(**{**TINY, **kw})
 
 
+@functools.lru_cache(maxsize=16)
 def build(cfg: SACConfig, spec: EnvSpec = VEC_SPEC, seed: int = 0):
-    """``(agent, hparams, state)`` for ``cfg`` on ``spec``."""
+    """``(agent, hparams, state)`` for ``cfg`` on ``spec`` (jitted init, cached per args).
+
+    The returned arrays are immutable, so sharing the cached state between tests is safe;
+    do not mutate the returned ``hparams`` dict in place (copy it).
+    """
     agent = make_agent(cfg, spec)
     hp = extract_hparams(cfg)
-    return agent, hp, agent.init(jax.random.key(seed), hp)
+    return agent, hp, jax.jit(agent.init)(jax.random.key(seed), hp)
 
 
 def make_batch(spec: EnvSpec, u: int, b: int, key=None, dtype=jnp.float32, **over) -> Batch:
