@@ -24,8 +24,9 @@ _REGISTRY: dict[str, AgentEntry] = {}
 _AGENT_MODULES = ("rlstab_jax.agents.sac", "rlstab_jax.agents.reinforce")
 
 
-def register(name: str, config_cls: type, make_agent: Callable[..., Any], kind: str,
-             description: str = "") -> None:
+def register(
+    name: str, config_cls: type, make_agent: Callable[..., Any], kind: str, description: str = ""
+) -> None:
     """Register an agent family under ``name`` (``agent.name`` in configs)."""
     if kind not in ("off_policy", "on_policy"):
         raise ValueError(f"kind must be 'off_policy' or 'on_policy', got {kind!r}")
@@ -44,8 +45,10 @@ def _load_all() -> None:
 def get(name: str) -> AgentEntry:
     _load_all()
     if name not in _REGISTRY:
-        raise ConfigError(f"agent.name={name!r} is not a known agent{did_you_mean(name, _REGISTRY)};"
-                          f" known: {', '.join(sorted(_REGISTRY))}")
+        raise ConfigError(
+            f"agent.name={name!r} is not a known agent{did_you_mean(name, _REGISTRY)};"
+            f" known: {', '.join(sorted(_REGISTRY))}"
+        )
     return _REGISTRY[name]
 
 

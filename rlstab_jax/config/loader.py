@@ -80,7 +80,9 @@ def read_yaml(path: Path) -> dict[str, Any]:
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: invalid YAML: {str(e).splitlines()[0]}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: top level must be a mapping of sections, got {type(data).__name__}")
+        raise ConfigError(
+            f"{path}: top level must be a mapping of sections, got {type(data).__name__}"
+        )
     return data
 
 
@@ -165,8 +167,9 @@ def build_dataclass(cls: type, data: dict[str, Any], prefix: str) -> Any:
     for key, value in data.items():
         if key not in fields:
             valid = [f"{prefix}.{f}" for f in sorted(fields)]
-            raise ConfigError(f"unknown config key '{prefix}.{key}'"
-                              f"{did_you_mean(f'{prefix}.{key}', valid)}")
+            raise ConfigError(
+                f"unknown config key '{prefix}.{key}'{did_you_mean(f'{prefix}.{key}', valid)}"
+            )
         kwargs[key] = _check_type(f"{prefix}.{key}", value, hints[key])
     obj = cls(**kwargs)
     if hasattr(obj, "validate"):
@@ -174,15 +177,11 @@ def build_dataclass(cls: type, data: dict[str, Any], prefix: str) -> Any:
     return obj
 
 
-def _all_keys(agent_cls: type | None) -> list[str]:
-    keys = [f"{s}.{f.name}" for s, cls in SECTIONS.items() for f in dataclasses.fields(cls)]
-    if agent_cls is not None:
-        keys += [f"agent.{f.name}" for f in dataclasses.fields(agent_cls)]
-    return keys + ["agent.name"]
-
-
-def load_config(config_path: str | None = None, overrides: list[str] | None = None,
-                base: dict[str, Any] | None = None) -> Config:
+def load_config(
+    config_path: str | None = None,
+    overrides: list[str] | None = None,
+    base: dict[str, Any] | None = None,
+) -> Config:
     """Resolve a run config: defaults -> preset (or ``base``) -> overrides, then validate.
 
     Args:
@@ -206,8 +205,10 @@ def load_config(config_path: str | None = None, overrides: list[str] | None = No
     for section in merged:
         if section not in SECTIONS and section != "agent":
             valid = list(SECTIONS) + ["agent"]
-            raise ConfigError(f"unknown config section '{section}'{did_you_mean(section, valid)}"
-                              f"; sections: {', '.join(valid)}")
+            raise ConfigError(
+                f"unknown config section '{section}'{did_you_mean(section, valid)}"
+                f"; sections: {', '.join(valid)}"
+            )
     agent_data = dict(merged.get("agent") or {})
     name = agent_data.pop("name", "sac")
     entry = registry.get(str(name))
@@ -223,5 +224,12 @@ def dump_config(cfg: Config, path: Path) -> None:
     path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
 
-__all__ = ["Config", "load_config", "dump_config", "list_presets", "build_dataclass",
-           "resolve_preset", "read_yaml", "_all_keys"]
+__all__ = [
+    "Config",
+    "load_config",
+    "dump_config",
+    "list_presets",
+    "build_dataclass",
+    "resolve_preset",
+    "read_yaml",
+]

@@ -52,10 +52,18 @@ class ReplayConfig:
 
     def validate(self) -> None:
         _require(self.capacity >= 1, "replay.capacity", self.capacity, "must be >= 1")
-        _require(self.demo_weight >= 1.0, "replay.demo_weight", self.demo_weight,
-                 "must be >= 1 (1 = no demo bias)")
-        _require(self.demo_decay_samples >= 1, "replay.demo_decay_samples",
-                 self.demo_decay_samples, "must be >= 1")
+        _require(
+            self.demo_weight >= 1.0,
+            "replay.demo_weight",
+            self.demo_weight,
+            "must be >= 1 (1 = no demo bias)",
+        )
+        _require(
+            self.demo_decay_samples >= 1,
+            "replay.demo_decay_samples",
+            self.demo_decay_samples,
+            "must be >= 1",
+        )
         _require(self.demo_repeat >= 1, "replay.demo_repeat", self.demo_repeat, "must be >= 1")
 
 
@@ -81,11 +89,16 @@ class TrainConfig:
         _require(self.total_steps >= 1, "train.total_steps", self.total_steps, "must be >= 1")
         _require(self.seeds >= 1, "train.seeds", self.seeds, "must be >= 1")
         _require(self.seed >= 0, "train.seed", self.seed, "must be >= 0")
-        _require(self.eval_every >= 0, "train.eval_every", self.eval_every,
-                 "must be >= 0 (0 = only at the end)")
+        _require(
+            self.eval_every >= 0,
+            "train.eval_every",
+            self.eval_every,
+            "must be >= 0 (0 = only at the end)",
+        )
         _require(self.eval_episodes >= 1, "train.eval_episodes", self.eval_episodes, "must be >= 1")
-        _require(self.learning_starts >= 0, "train.learning_starts", self.learning_starts,
-                 "must be >= 0")
+        _require(
+            self.learning_starts >= 0, "train.learning_starts", self.learning_starts, "must be >= 0"
+        )
         _require(self.chunk_steps >= 1, "train.chunk_steps", self.chunk_steps, "must be >= 1")
         _require(self.max_nonfinite >= 1, "train.max_nonfinite", self.max_nonfinite, "must be >= 1")
 

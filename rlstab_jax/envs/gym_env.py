@@ -24,24 +24,46 @@ KNOWN_ACTION_NAMES: dict[str, tuple[str, ...]] = {
 }
 
 
-def spec_from_gymnasium(env_id: str, obs_space: Any, act_space: Any,
-                        max_steps: int | None, names: tuple[str, ...] = ()) -> EnvSpec:
+def spec_from_gymnasium(
+    env_id: str, obs_space: Any, act_space: Any, max_steps: int | None, names: tuple[str, ...] = ()
+) -> EnvSpec:
     if not isinstance(obs_space, gym.spaces.Box):
-        raise ConfigError(f"env {env_id!r}: observation space {type(obs_space).__name__} is not "
-                          f"supported (only Box observations)")
+        raise ConfigError(
+            f"env {env_id!r}: observation space {type(obs_space).__name__} is not "
+            f"supported (only Box observations)"
+        )
     obs_dtype = "uint8" if obs_space.dtype == np.uint8 else "float32"
     obs_shape = tuple(int(d) for d in obs_space.shape)
     if isinstance(act_space, gym.spaces.Discrete):
-        return EnvSpec(env_id, obs_shape, obs_dtype, "discrete", int(act_space.n),
-                       action_names=names, max_episode_steps=max_steps)
+        return EnvSpec(
+            env_id,
+            obs_shape,
+            obs_dtype,
+            "discrete",
+            int(act_space.n),
+            action_names=names,
+            max_episode_steps=max_steps,
+        )
     if isinstance(act_space, gym.spaces.Box):
         if len(act_space.shape) != 1:
-            raise ConfigError(f"env {env_id!r}: Box action spaces must be 1-d, got {act_space.shape}")
-        return EnvSpec(env_id, obs_shape, obs_dtype, "continuous", int(act_space.shape[0]),
-                       tuple(map(float, act_space.low)), tuple(map(float, act_space.high)),
-                       names, max_steps)
-    raise ConfigError(f"env {env_id!r}: action space {type(act_space).__name__} is not supported "
-                      f"(Discrete or 1-d Box)")
+            raise ConfigError(
+                f"env {env_id!r}: Box action spaces must be 1-d, got {act_space.shape}"
+            )
+        return EnvSpec(
+            env_id,
+            obs_shape,
+            obs_dtype,
+            "continuous",
+            int(act_space.shape[0]),
+            tuple(map(float, act_space.low)),
+            tuple(map(float, act_space.high)),
+            names,
+            max_steps,
+        )
+    raise ConfigError(
+        f"env {env_id!r}: action space {type(act_space).__name__} is not supported "
+        f"(Discrete or 1-d Box)"
+    )
 
 
 class GymVecEnv:
@@ -52,23 +74,36 @@ class GymVecEnv:
     ``obs[i]``), so truncation can bootstrap (TESTING.md pattern 7).
     """
 
-    def __init__(self, env_id: str, num_envs: int, *, asynchronous: bool = False,
-                 kwargs: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        env_id: str,
+        num_envs: int,
+        *,
+        asynchronous: bool = False,
+        kwargs: dict[str, Any] | None = None,
+    ):
         try:
             self.env = gym.make_vec(
-                env_id, num_envs=num_envs,
+                env_id,
+                num_envs=num_envs,
                 vectorization_mode="async" if asynchronous else "sync",
-                vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP}, **(kwargs or {}))
+                vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP},
+                **(kwargs or {}),
+            )
         except gym.error.Error as e:
             raise ConfigError(f"env.id={env_id!r}: {str(e).splitlines()[0]}") from None
         self.num_envs = num_envs
         single = self.env.single_action_space
         spec = getattr(self.env, "spec", None)
         max_steps = getattr(spec, "max_episode_steps", None) if spec else None
-        names = tuple(self.env.get_attr("action_names")[0]) if _has_names(self.env) else \
-            KNOWN_ACTION_NAMES.get(env_id, ())
-        self.spec = spec_from_gymnasium(env_id, self.env.single_observation_space, single,
-                                        max_steps, names)
+        names = (
+            tuple(self.env.get_attr("action_names")[0])
+            if _has_names(self.env)
+            else KNOWN_ACTION_NAMES.get(env_id, ())
+        )
+        self.spec = spec_from_gymnasium(
+            env_id, self.env.single_observation_space, single, max_steps, names
+        )
         if self.spec.action_kind == "continuous":
             self._low = np.asarray(self.spec.action_low, np.float32)
             self._high = np.asarray(self.spec.action_high, np.float32)
@@ -91,8 +126,13 @@ class GymVecEnv:
             for i in np.flatnonzero(done):
                 final_obs[i] = np.asarray(info["final_obs"][i])
         truncated = np.logical_and(truncated, ~terminated)
-        return (obs, np.asarray(reward, np.float32), np.asarray(terminated, bool),
-                np.asarray(truncated, bool), final_obs)
+        return (
+            obs,
+            np.asarray(reward, np.float32),
+            np.asarray(terminated, bool),
+            np.asarray(truncated, bool),
+            final_obs,
+        )
 
     def _obs(self, obs: Any) -> np.ndarray:
         dtype = np.uint8 if self.spec.obs_dtype == "uint8" else np.float32

@@ -39,13 +39,19 @@ class JaxEnv:
         """Returns ``(state, obs, reward, terminated, truncated, final_obs)``."""
         env_action = self.to_env_action(action)
         obs, state, reward, terminated, truncated, info = self.env.step(
-            key, state, env_action, self.params)
+            key, state, env_action, self.params
+        )
         final_obs = info.get("final_observation", obs)
-        return (state, self._obs(obs), jnp.asarray(reward, jnp.float32).reshape(()),
-                jnp.asarray(terminated, bool).reshape(()),
-                jnp.logical_and(jnp.asarray(truncated, bool).reshape(()),
-                                ~jnp.asarray(terminated, bool).reshape(())),
-                self._obs(final_obs))
+        return (
+            state,
+            self._obs(obs),
+            jnp.asarray(reward, jnp.float32).reshape(()),
+            jnp.asarray(terminated, bool).reshape(()),
+            jnp.logical_and(
+                jnp.asarray(truncated, bool).reshape(()), ~jnp.asarray(terminated, bool).reshape(())
+            ),
+            self._obs(final_obs),
+        )
 
     def to_env_action(self, action: jax.Array) -> jax.Array:
         if self.spec.action_kind == "discrete":
@@ -64,24 +70,44 @@ def spec_from_gymnax(env_id: str, env: Any, params: Any) -> EnvSpec:
     obs_space = env.observation_space(params)
     act_space = env.action_space(params)
     obs_shape = tuple(int(d) for d in getattr(obs_space, "shape", ()))
-    obs_dtype = "uint8" if np.dtype(getattr(obs_space, "dtype", np.float32)) == np.uint8 else "float32"
+    obs_dtype = (
+        "uint8" if np.dtype(getattr(obs_space, "dtype", np.float32)) == np.uint8 else "float32"
+    )
     if not obs_shape:
         obs_shape = (1,)
     names = tuple(env.action_names(params)) if hasattr(env, "action_names") else ()
     max_steps = getattr(params, "max_steps_in_episode", None)
     if isinstance(act_space, gspaces.Discrete):
-        return EnvSpec(env_id, obs_shape, obs_dtype, "discrete", int(act_space.n),
-                       action_names=names, max_episode_steps=max_steps)
+        return EnvSpec(
+            env_id,
+            obs_shape,
+            obs_dtype,
+            "discrete",
+            int(act_space.n),
+            action_names=names,
+            max_episode_steps=max_steps,
+        )
     if isinstance(act_space, gspaces.Box):
         shape = tuple(int(d) for d in act_space.shape) or (1,)
         if len(shape) != 1:
             raise ConfigError(f"env {env_id!r}: Box action spaces must be 1-d, got shape {shape}")
         low = np.broadcast_to(np.asarray(act_space.low, np.float32), shape)
         high = np.broadcast_to(np.asarray(act_space.high, np.float32), shape)
-        return EnvSpec(env_id, obs_shape, obs_dtype, "continuous", shape[0],
-                       tuple(map(float, low)), tuple(map(float, high)), names, max_steps)
-    raise ConfigError(f"env {env_id!r}: action space {type(act_space).__name__} is not supported "
-                      f"(Discrete or 1-d Box)")
+        return EnvSpec(
+            env_id,
+            obs_shape,
+            obs_dtype,
+            "continuous",
+            shape[0],
+            tuple(map(float, low)),
+            tuple(map(float, high)),
+            names,
+            max_steps,
+        )
+    raise ConfigError(
+        f"env {env_id!r}: action space {type(act_space).__name__} is not supported "
+        f"(Discrete or 1-d Box)"
+    )
 
 
 def make_jax_env(env_id: str, env: Any, params: Any) -> JaxEnv:

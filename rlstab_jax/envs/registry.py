@@ -58,8 +58,10 @@ def resolve(env_id: str, backend: str) -> EnvChoice:
             return EnvChoice(env_id, "jax")
         if backend == "gymnax":
             known = list(own) + _gymnax_ids()
-            raise ConfigError(f"env.id={env_id!r} has no pure-JAX implementation"
-                              f"{did_you_mean(env_id, known)}; use env.backend=gymnasium")
+            raise ConfigError(
+                f"env.id={env_id!r} has no pure-JAX implementation"
+                f"{did_you_mean(env_id, known)}; use env.backend=gymnasium"
+            )
     if env_id in _gymnasium_ids():
         return EnvChoice(env_id, "gymnasium")
     known = list(own) + _gymnax_ids() + _gymnasium_ids()
@@ -77,8 +79,10 @@ def make_jax(env_id: str, kwargs: dict[str, Any], frame_stack: int = 0, history:
         import gymnax
 
         if kwargs:
-            raise ConfigError(f"env.kwargs are only supported for rlstab_jax's own envs, "
-                              f"got {sorted(kwargs)} for {env_id!r}")
+            raise ConfigError(
+                f"env.kwargs are only supported for rlstab_jax's own envs, "
+                f"got {sorted(kwargs)} for {env_id!r}"
+            )
         env, params = gymnax.make(env_id)
     if frame_stack or history:
         from rlstab_jax.envs import wrappers
@@ -91,6 +95,11 @@ def make_jax(env_id: str, kwargs: dict[str, Any], frame_stack: int = 0, history:
 
 
 def list_envs() -> dict[str, list[str]]:
-    return {"rlstab_jax (pure JAX)": sorted(_own_envs()), "gymnax (pure JAX)": sorted(_gymnax_ids()),
-            "gymnasium (host)": ["any registered id, e.g. Pendulum-v1, HalfCheetah-v5 (mujoco extra),"
-                                 " CarRacing-v3 (box2d extra)"]}
+    return {
+        "rlstab_jax (pure JAX)": sorted(_own_envs()),
+        "gymnax (pure JAX)": sorted(_gymnax_ids()),
+        "gymnasium (host)": [
+            "any registered id, e.g. Pendulum-v1, HalfCheetah-v5 (mujoco extra),"
+            " CarRacing-v3 (box2d extra)"
+        ],
+    }

@@ -17,12 +17,16 @@ def make_gym_evaluate(cfg: Any, agent: Any, n_seeds: int):
     @jax.jit
     def act_det(agent_states, obs, key, hp):
         keys = jax.random.split(key, n_seeds)
-        return jax.vmap(lambda s, o, k, h: _act(agent, s, o, k, h, True))(agent_states, obs, keys, hp)
+        return jax.vmap(lambda s, o, k, h: _act(agent, s, o, k, h, True))(
+            agent_states, obs, keys, hp
+        )
 
     @jax.jit
     def act_sto(agent_states, obs, key, hp):
         keys = jax.random.split(key, n_seeds)
-        return jax.vmap(lambda s, o, k, h: _act(agent, s, o, k, h, False))(agent_states, obs, keys, hp)
+        return jax.vmap(lambda s, o, k, h: _act(agent, s, o, k, h, False))(
+            agent_states, obs, keys, hp
+        )
 
     def act_fn(agent_states, obs, key, hp, deterministic):
         return (act_det if deterministic else act_sto)(agent_states, obs, key, hp)
@@ -32,7 +36,8 @@ def make_gym_evaluate(cfg: Any, agent: Any, n_seeds: int):
 
     def evaluate(states, keys, hp):
         key = keys[0]
-        return evaluate_gym(make_vec, act_fn, states.agent, hp, key, n_seeds, episodes,
-                            seed=cfg.train.seed + 10_000)
+        return evaluate_gym(
+            make_vec, act_fn, states.agent, hp, key, n_seeds, episodes, seed=cfg.train.seed + 10_000
+        )
 
     return evaluate

@@ -43,8 +43,9 @@ def default_run_dir(cfg: Config) -> Path:
     return Path("runs") / f"{name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
-def _to_rows(metrics: dict[str, Any], steps: np.ndarray, seed0: int, extra: dict[str, Any]
-             ) -> list[dict[str, Any]]:
+def _to_rows(
+    metrics: dict[str, Any], steps: np.ndarray, seed0: int, extra: dict[str, Any]
+) -> list[dict[str, Any]]:
     host = {k: np.asarray(v) for k, v in metrics.items()}
     rows = []
     for i in range(len(steps)):
@@ -58,12 +59,19 @@ def _eval_keys(seed: int, n_seeds: int, step: int) -> jax.Array:
     # Evaluation never consumes the training RNG stream: a run evaluated more or less often
     # trains identically, a resumed run evaluates identically, and seed i's evaluation does
     # not depend on how many seeds run beside it.
-    return jax.numpy.stack([jax.random.fold_in(jax.random.PRNGKey(seed + i + 7919), step)
-                            for i in range(n_seeds)])
+    return jax.numpy.stack(
+        [jax.random.fold_in(jax.random.PRNGKey(seed + i + 7919), step) for i in range(n_seeds)]
+    )
 
 
-def run(cfg: Config, *, resume: Path | None = None, session: Session | None = None,
-        stop_after_steps: int | None = None, progress: bool | None = None) -> RunResult:
+def run(
+    cfg: Config,
+    *,
+    resume: Path | None = None,
+    session: Session | None = None,
+    stop_after_steps: int | None = None,
+    progress: bool | None = None,
+) -> RunResult:
     """Train ``cfg`` (or resume ``resume``) to ``train.total_steps`` env steps per seed.
 
     Args:
@@ -78,13 +86,16 @@ def run(cfg: Config, *, resume: Path | None = None, session: Session | None = No
     sess = session or build_session(cfg)
     store = None
     if cfg.checkpoint.enabled or resume:
-        store = CheckpointStore(run_dir / "checkpoints", keep=cfg.checkpoint.keep,
-                                fingerprint=sess.fingerprint())
+        store = CheckpointStore(
+            run_dir / "checkpoints", keep=cfg.checkpoint.keep, fingerprint=sess.fingerprint()
+        )
     state = None
     start = 0
     if resume:
         if store.latest_step() is None:
-            raise ConfigError(f"--resume {run_dir}: no checkpoint found in {run_dir / 'checkpoints'}")
+            raise ConfigError(
+                f"--resume {run_dir}: no checkpoint found in {run_dir / 'checkpoints'}"
+            )
         state, meta = store.restore(sess.abstract_state())
         start = int(meta["env_steps"])
         truncate_metrics(run_dir / "metrics.jsonl", start)
@@ -97,7 +108,9 @@ def run(cfg: Config, *, resume: Path | None = None, session: Session | None = No
     hparams = sess.place(sess.hparams)
     writer = MetricsWriter(run_dir, cfg.log, cfg.to_dict())
     tcfg = cfg.train
-    total = tcfg.total_steps if stop_after_steps is None else min(tcfg.total_steps, stop_after_steps)
+    total = (
+        tcfg.total_steps if stop_after_steps is None else min(tcfg.total_steps, stop_after_steps)
+    )
     bar = Progress(total, start, enabled=cfg.log.progress if progress is None else progress)
     steps, last_eval = start, {}
     best = -np.inf if store is None or store.best_eval_return is None else store.best_eval_return
@@ -114,7 +127,9 @@ def run(cfg: Config, *, resume: Path | None = None, session: Session | None = No
             rows = _to_rows(metrics, env_steps, tcfg.seed, {"sps": sps})
             did_eval = _crossed(prev, steps, tcfg.eval_every) or steps >= total
             if did_eval:
-                ev = jax.device_get(sess.evaluate(state, _eval_keys(tcfg.seed, sess.n_seeds, steps), hparams))
+                ev = jax.device_get(
+                    sess.evaluate(state, _eval_keys(tcfg.seed, sess.n_seeds, steps), hparams)
+                )
                 last_eval = {k: np.asarray(v) for k, v in ev.items()}
                 for i, row in enumerate(rows):
                     row.update({k: float(v[i]) for k, v in last_eval.items()})
@@ -122,9 +137,11 @@ def run(cfg: Config, *, resume: Path | None = None, session: Session | None = No
             bar.update(steps, sps, rows, last_eval)
             streak = np.asarray(metrics.get("nonfinite/streak", 0.0)).max()
             if streak >= tcfg.max_nonfinite:
-                stopped = (f"stopped at step {steps}: {int(streak)} consecutive non-finite "
-                           f"updates (train.max_nonfinite={tcfg.max_nonfinite}); the last good "
-                           f"checkpoint in {run_dir / 'checkpoints'} is untouched")
+                stopped = (
+                    f"stopped at step {steps}: {int(streak)} consecutive non-finite "
+                    f"updates (train.max_nonfinite={tcfg.max_nonfinite}); the last good "
+                    f"checkpoint in {run_dir / 'checkpoints'} is untouched"
+                )
                 break
             if store is not None:
                 meta = {"env_steps": steps}
@@ -142,8 +159,9 @@ def run(cfg: Config, *, resume: Path | None = None, session: Session | None = No
             store.close()
     rows_all = read_metrics(run_dir / "metrics.jsonl")
     if cfg.log.plot:
-        plot_learning_curve(rows_all, run_dir / "learning_curve.png",
-                            title=f"{cfg.agent_name} on {cfg.env.id}")
+        plot_learning_curve(
+            rows_all, run_dir / "learning_curve.png", title=f"{cfg.agent_name} on {cfg.env.id}"
+        )
     if stopped:
         raise NonFiniteError(stopped)
     return RunResult(run_dir, state, rows_all, last_eval, stopped)

@@ -64,14 +64,25 @@ class OffPolicyDriver:
         k_agent, k_env, k_state = jax.random.split(key, 3)
         agent_state = self.agent.init(k_agent, hparams)
         env_state, obs = jax.vmap(self.env.reset)(jax.random.split(k_env, self.n_envs))
-        example = ReplayRow(obs=obs[0], action=random_actions(k_env, self.env.spec, 1)[0],
-                            reward=jnp.zeros((), jnp.float32), next_obs=obs[0],
-                            terminated=jnp.zeros((), bool), truncated=jnp.zeros((), bool),
-                            is_demo=jnp.zeros((), bool))
+        example = ReplayRow(
+            obs=obs[0],
+            action=random_actions(k_env, self.env.spec, 1)[0],
+            reward=jnp.zeros((), jnp.float32),
+            next_obs=obs[0],
+            terminated=jnp.zeros((), bool),
+            truncated=jnp.zeros((), bool),
+            is_demo=jnp.zeros((), bool),
+        )
         return OffPolicyState(
-            agent=agent_state, replay=self.replay.init(example), env_state=env_state, obs=obs,
-            key=k_state, env_steps=jnp.zeros((), jnp.int32),
-            episodes=EpisodeStats.zeros(self.n_envs), nonfinite_streak=jnp.zeros((), jnp.int32))
+            agent=agent_state,
+            replay=self.replay.init(example),
+            env_state=env_state,
+            obs=obs,
+            key=k_state,
+            env_steps=jnp.zeros((), jnp.int32),
+            episodes=EpisodeStats.zeros(self.n_envs),
+            nonfinite_streak=jnp.zeros((), jnp.int32),
+        )
 
     def init(self, keys: jax.Array, hparams: Any) -> OffPolicyState:
         """Seed-batched initial state; ``keys`` is ``[S]``, ``hparams`` leaves ``[S]``."""
@@ -83,13 +94,26 @@ class OffPolicyDriver:
         rand_a = random_actions(k_rand, self.env.spec, self.n_envs)
         action = jnp.where(s.env_steps >= self.learning_starts, policy_a, rand_a)
         env_state, obs, reward, term, trunc, final_obs = jax.vmap(self.env.step)(
-            jax.random.split(k_env, self.n_envs), s.env_state, action)
-        row = ReplayRow(obs=s.obs, action=action, reward=reward, next_obs=final_obs,
-                        terminated=term, truncated=trunc,
-                        is_demo=jnp.zeros((self.n_envs,), bool))
+            jax.random.split(k_env, self.n_envs), s.env_state, action
+        )
+        row = ReplayRow(
+            obs=s.obs,
+            action=action,
+            reward=reward,
+            next_obs=final_obs,
+            terminated=term,
+            truncated=trunc,
+            is_demo=jnp.zeros((self.n_envs,), bool),
+        )
         episodes = episode_update(s.episodes, reward, jnp.logical_or(term, trunc))
-        return s.replace(replay=self.replay.add(s.replay, row), env_state=env_state, obs=obs,
-                         key=key, env_steps=s.env_steps + self.n_envs, episodes=episodes), reward
+        return s.replace(
+            replay=self.replay.add(s.replay, row),
+            env_state=env_state,
+            obs=obs,
+            key=key,
+            env_steps=s.env_steps + self.n_envs,
+            episodes=episodes,
+        ), reward
 
     def update(self, s: OffPolicyState, hparams: Any) -> tuple[OffPolicyState, dict]:
         key, k_sample, k_mix, k_update = jax.random.split(s.key, 4)
@@ -127,21 +151,33 @@ class OffPolicyDriver:
         states, (metrics, learned) = jax.lax.scan(body, states, None, length=self.chunk_iters)
         n = jnp.maximum(learned.sum(), 1).astype(jnp.float32)
         w = learned.astype(jnp.float32)
-        out = {k: jnp.tensordot(w, v.astype(jnp.float32), axes=(0, 0)) / n
-               for k, v in metrics.items()}
-        out["nonfinite/streak"] = metrics["nonfinite/streak"][-1] if "nonfinite/streak" in metrics \
+        out = {
+            k: jnp.tensordot(w, v.astype(jnp.float32), axes=(0, 0)) / n for k, v in metrics.items()
+        }
+        out["nonfinite/streak"] = (
+            metrics["nonfinite/streak"][-1]
+            if "nonfinite/streak" in metrics
             else jnp.zeros(states.env_steps.shape)
+        )
         out.update(jax.vmap(EpisodeStats.summary)(states.episodes))
         out["updates/fraction"] = jnp.broadcast_to(w.mean(), states.env_steps.shape)
         return states, out
 
 
-def make_offpolicy_driver(agent: OffPolicyAgent, env: JaxEnv, *, n_envs: int, capacity: int,
-                          learning_starts: int, chunk_steps: int,
-                          demos: DemoMixer | None = None) -> OffPolicyDriver:
+def make_offpolicy_driver(
+    agent: OffPolicyAgent,
+    env: JaxEnv,
+    *,
+    n_envs: int,
+    capacity: int,
+    learning_starts: int,
+    chunk_steps: int,
+    demos: DemoMixer | None = None,
+) -> OffPolicyDriver:
     """Assemble the pure-JAX off-policy driver (``chunk_steps`` env steps per seed per chunk)."""
-    replay = make_replay(capacity, n_envs, agent.updates_per_step * n_envs, agent.batch_size,
-                         agent.n_step)
+    replay = make_replay(
+        capacity, n_envs, agent.updates_per_step * n_envs, agent.batch_size, agent.n_step
+    )
     chunk_iters = max(1, chunk_steps // n_envs)
     # The replay must hold at least one full n-step window before the first sample.
     learning_starts = max(learning_starts, n_envs * agent.n_step)

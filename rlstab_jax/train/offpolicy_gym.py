@@ -41,20 +41,32 @@ class GymOffPolicyRunner:
     # ---- device functions -------------------------------------------------------------
     def init(self, keys: jax.Array, hparams: Any) -> OffPolicyState:
         d = self.driver
-        obs = jnp.zeros((d.n_envs,) + d.env.spec.obs_shape,
-                        jnp.uint8 if d.env.spec.obs_dtype == "uint8" else jnp.float32)
+        obs = jnp.zeros(
+            (d.n_envs,) + d.env.spec.obs_shape,
+            jnp.uint8 if d.env.spec.obs_dtype == "uint8" else jnp.float32,
+        )
 
         def one(key, hp):
             k_agent, k_state = jax.random.split(key)
-            example = ReplayRow(obs=obs[0], action=random_actions(key, d.env.spec, 1)[0],
-                                reward=jnp.zeros(()), next_obs=obs[0],
-                                terminated=jnp.zeros((), bool), truncated=jnp.zeros((), bool),
-                                is_demo=jnp.zeros((), bool))
+            example = ReplayRow(
+                obs=obs[0],
+                action=random_actions(key, d.env.spec, 1)[0],
+                reward=jnp.zeros(()),
+                next_obs=obs[0],
+                terminated=jnp.zeros((), bool),
+                truncated=jnp.zeros((), bool),
+                is_demo=jnp.zeros((), bool),
+            )
             return OffPolicyState(
-                agent=d.agent.init(k_agent, hp), replay=d.replay.init(example),
-                env_state=jnp.zeros(()), obs=obs, key=k_state,
-                env_steps=jnp.zeros((), jnp.int32), episodes=EpisodeStats.zeros(d.n_envs),
-                nonfinite_streak=jnp.zeros((), jnp.int32))
+                agent=d.agent.init(k_agent, hp),
+                replay=d.replay.init(example),
+                env_state=jnp.zeros(()),
+                obs=obs,
+                key=k_state,
+                env_steps=jnp.zeros((), jnp.int32),
+                episodes=EpisodeStats.zeros(d.n_envs),
+                nonfinite_streak=jnp.zeros((), jnp.int32),
+            )
 
         return jax.jit(jax.vmap(one))(keys, hparams)
 
@@ -69,14 +81,19 @@ class GymOffPolicyRunner:
 
         return jax.vmap(one)(states, obs, hparams)
 
-    def _observe_impl(self, states: OffPolicyState, row: ReplayRow, hparams: Any, msum: Any,
-                      do_update: bool):
+    def _observe_impl(
+        self, states: OffPolicyState, row: ReplayRow, hparams: Any, msum: Any, do_update: bool
+    ):
         d = self.driver
 
         def add(s, r):
             eps = episode_update(s.episodes, r.reward, jnp.logical_or(r.terminated, r.truncated))
-            return s.replace(replay=d.replay.add(s.replay, r), obs=r.next_obs,
-                             env_steps=s.env_steps + d.n_envs, episodes=eps)
+            return s.replace(
+                replay=d.replay.add(s.replay, r),
+                obs=r.next_obs,
+                env_steps=s.env_steps + d.n_envs,
+                episodes=eps,
+            )
 
         states = jax.vmap(add)(states, row)
         if not do_update:
@@ -91,8 +108,10 @@ class GymOffPolicyRunner:
         if self._obs is None:  # fresh episodes at start and after a resume
             self._obs = self.venv.reset(seed=self.seed).reshape((S, n) + d.env.spec.obs_shape)
         states = states.replace(episodes=jax.vmap(EpisodeStats.reset_chunk)(states.episodes))
-        msum = jax.tree.map(lambda m: jnp.zeros(m.shape, m.dtype),
-                            jax.eval_shape(jax.vmap(d.update), states, hparams)[1])
+        msum = jax.tree.map(
+            lambda m: jnp.zeros(m.shape, m.dtype),
+            jax.eval_shape(jax.vmap(d.update), states, hparams)[1],
+        )
         steps = int(np.asarray(states.env_steps)[0])
         updates = 0
         pending = None
@@ -103,12 +122,19 @@ class GymOffPolicyRunner:
                 states, msum = self._flush(states, pending, hparams, msum, steps)
                 updates += int(steps + n >= d.learning_starts)
                 steps += n
-            obs, reward, term, trunc, final = self.venv.step(a_np.reshape((S * n,) + a_np.shape[2:]))
+            obs, reward, term, trunc, final = self.venv.step(
+                a_np.reshape((S * n,) + a_np.shape[2:])
+            )
             shape = (S, n)
-            pending = ReplayRow(obs=self._obs, action=a_np, reward=reward.reshape(shape),
-                                next_obs=final.reshape(shape + final.shape[1:]),
-                                terminated=term.reshape(shape), truncated=trunc.reshape(shape),
-                                is_demo=np.zeros(shape, bool))
+            pending = ReplayRow(
+                obs=self._obs,
+                action=a_np,
+                reward=reward.reshape(shape),
+                next_obs=final.reshape(shape + final.shape[1:]),
+                terminated=term.reshape(shape),
+                truncated=trunc.reshape(shape),
+                is_demo=np.zeros(shape, bool),
+            )
             self._obs = obs.reshape(shape + obs.shape[1:])
         states, msum = self._flush(states, pending, hparams, msum, steps)
         updates += int(steps + n >= d.learning_starts)

@@ -39,9 +39,15 @@ class OnPolicyDriver:
     def init_one(self, key: jax.Array, hparams: Any) -> OnPolicyState:
         k_agent, k_env, k_state = jax.random.split(key, 3)
         env_state, obs = jax.vmap(self.env.reset)(jax.random.split(k_env, self.n_envs))
-        return OnPolicyState(self.agent.init(k_agent, hparams), env_state, obs, k_state,
-                             jnp.zeros((), jnp.int32), EpisodeStats.zeros(self.n_envs),
-                             jnp.zeros((), jnp.int32))
+        return OnPolicyState(
+            self.agent.init(k_agent, hparams),
+            env_state,
+            obs,
+            k_state,
+            jnp.zeros((), jnp.int32),
+            EpisodeStats.zeros(self.n_envs),
+            jnp.zeros((), jnp.int32),
+        )
 
     def init(self, keys: jax.Array, hparams: Any) -> OnPolicyState:
         return jax.vmap(self.init_one)(keys, hparams)
@@ -52,12 +58,25 @@ class OnPolicyDriver:
             key, k_act, k_env = jax.random.split(s.key, 3)
             action, info = self.agent.act(s.agent, s.obs, k_act, hparams, deterministic=False)
             env_state, obs, reward, term, trunc, final_obs = jax.vmap(self.env.step)(
-                jax.random.split(k_env, self.n_envs), s.env_state, action)
-            row = Rollout(obs=s.obs, action=action, reward=reward, terminated=term,
-                          truncated=trunc, final_obs=final_obs, policy_info=info)
+                jax.random.split(k_env, self.n_envs), s.env_state, action
+            )
+            row = Rollout(
+                obs=s.obs,
+                action=action,
+                reward=reward,
+                terminated=term,
+                truncated=trunc,
+                final_obs=final_obs,
+                policy_info=info,
+            )
             eps = episode_update(s.episodes, reward, jnp.logical_or(term, trunc))
-            s = s.replace(env_state=env_state, obs=obs, key=key,
-                          env_steps=s.env_steps + self.n_envs, episodes=eps)
+            s = s.replace(
+                env_state=env_state,
+                obs=obs,
+                key=key,
+                env_steps=s.env_steps + self.n_envs,
+                episodes=eps,
+            )
             return s, row
 
         s, rollout = jax.lax.scan(step, s, None, length=self.agent.rollout_len)
@@ -81,7 +100,8 @@ class OnPolicyDriver:
         return states, out
 
 
-def make_onpolicy_driver(agent: OnPolicyAgent, env: JaxEnv, *, n_envs: int, chunk_steps: int
-                         ) -> OnPolicyDriver:
+def make_onpolicy_driver(
+    agent: OnPolicyAgent, env: JaxEnv, *, n_envs: int, chunk_steps: int
+) -> OnPolicyDriver:
     per_iter = agent.rollout_len * n_envs
     return OnPolicyDriver(agent, env, n_envs, max(1, chunk_steps // per_iter))

@@ -66,12 +66,19 @@ class Session:
         a = self.cfg.agent
         keys = a.architecture_keys() if hasattr(a, "architecture_keys") else ()
         fp: dict[str, Any] = {f"agent.{k}": _jsonable(getattr(a, k)) for k in keys}
-        fp.update({"agent.name": self.cfg.agent_name, "env.id": self.spec.env_id,
-                   "env.obs_shape": list(self.spec.obs_shape),
-                   "env.action_kind": self.spec.action_kind,
-                   "env.action_dim": self.spec.action_dim, "env.n_envs": self.cfg.env.n_envs,
-                   "env.backend": self.backend, "train.seeds": self.cfg.train.seeds,
-                   "replay.capacity": self.cfg.replay.capacity})
+        fp.update(
+            {
+                "agent.name": self.cfg.agent_name,
+                "env.id": self.spec.env_id,
+                "env.obs_shape": list(self.spec.obs_shape),
+                "env.action_kind": self.spec.action_kind,
+                "env.action_dim": self.spec.action_dim,
+                "env.n_envs": self.cfg.env.n_envs,
+                "env.backend": self.backend,
+                "train.seeds": self.cfg.train.seeds,
+                "replay.capacity": self.cfg.replay.capacity,
+            }
+        )
         return fp
 
 
@@ -101,8 +108,9 @@ def _demo_mixer(cfg: Config, spec: EnvSpec) -> Any:
     from rlstab_jax.train.demo_mix import DemoMixer
 
     data = load_demos(cfg.replay.demos, spec)
-    return DemoMixer.from_arrays(data, cfg.replay.demo_weight, cfg.replay.demo_decay_samples,
-                                 cfg.replay.demo_repeat)
+    return DemoMixer.from_arrays(
+        data, cfg.replay.demo_weight, cfg.replay.demo_decay_samples, cfg.replay.demo_repeat
+    )
 
 
 def build_session(cfg: Config, hparams: dict[str, Any] | None = None) -> Session:
@@ -115,16 +123,20 @@ def build_session(cfg: Config, hparams: dict[str, Any] | None = None) -> Session
     sharding = _sharding(S)
     runner = None
     if choice.backend == "jax":
-        env = env_registry.make_jax(cfg.env.id, cfg.env.kwargs, cfg.env.frame_stack,
-                                    cfg.env.history)
+        env = env_registry.make_jax(
+            cfg.env.id, cfg.env.kwargs, cfg.env.frame_stack, cfg.env.history
+        )
         spec = env.spec
     else:
         if cfg.env.frame_stack or cfg.env.history:
-            raise ConfigError("env.frame_stack/env.history need a pure-JAX env (env.backend=gymnax)")
+            raise ConfigError(
+                "env.frame_stack/env.history need a pure-JAX env (env.backend=gymnax)"
+            )
         from rlstab_jax.envs.gym_env import GymVecEnv
 
-        venv = GymVecEnv(cfg.env.id, S * n_envs, asynchronous=cfg.env.async_vector,
-                         kwargs=cfg.env.kwargs)
+        venv = GymVecEnv(
+            cfg.env.id, S * n_envs, asynchronous=cfg.env.async_vector, kwargs=cfg.env.kwargs
+        )
         spec = venv.spec
         env = _SpecOnly(spec)
     agent = entry.make_agent(cfg.agent, spec)
@@ -133,9 +145,14 @@ def build_session(cfg: Config, hparams: dict[str, Any] | None = None) -> Session
         from rlstab_jax.train.offpolicy import make_offpolicy_driver
 
         driver = make_offpolicy_driver(
-            agent, env, n_envs=n_envs, capacity=cfg.replay.capacity,
-            learning_starts=cfg.train.learning_starts, chunk_steps=cfg.train.chunk_steps,
-            demos=_demo_mixer(cfg, spec))
+            agent,
+            env,
+            n_envs=n_envs,
+            capacity=cfg.replay.capacity,
+            learning_starts=cfg.train.learning_starts,
+            chunk_steps=cfg.train.chunk_steps,
+            demos=_demo_mixer(cfg, spec),
+        )
         steps_per_chunk = driver.chunk_iters * n_envs
         if choice.backend == "gymnasium":
             from rlstab_jax.train.offpolicy_gym import GymOffPolicyRunner
@@ -146,8 +163,10 @@ def build_session(cfg: Config, hparams: dict[str, Any] | None = None) -> Session
             chunk = jax.jit(driver.chunk, donate_argnums=0)
     else:
         if choice.backend != "jax":
-            raise ConfigError(f"on-policy agent {cfg.agent_name!r} needs a pure-JAX env for now "
-                              f"(env.backend=gymnax); {cfg.env.id!r} resolved to gymnasium")
+            raise ConfigError(
+                f"on-policy agent {cfg.agent_name!r} needs a pure-JAX env for now "
+                f"(env.backend=gymnax); {cfg.env.id!r} resolved to gymnasium"
+            )
         from rlstab_jax.train.onpolicy import make_onpolicy_driver
 
         driver = make_onpolicy_driver(agent, env, n_envs=n_envs, chunk_steps=cfg.train.chunk_steps)
@@ -160,8 +179,21 @@ def build_session(cfg: Config, hparams: dict[str, Any] | None = None) -> Session
         from rlstab_jax.train.gym_eval import make_gym_evaluate
 
         evaluate = make_gym_evaluate(cfg, agent, S)
-    return Session(cfg, spec, choice.backend, agent, entry.kind, hp, keys, driver, runner,
-                   evaluate, chunk, steps_per_chunk, sharding)
+    return Session(
+        cfg,
+        spec,
+        choice.backend,
+        agent,
+        entry.kind,
+        hp,
+        keys,
+        driver,
+        runner,
+        evaluate,
+        chunk,
+        steps_per_chunk,
+        sharding,
+    )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,19 +12,25 @@ from rlstab_jax.config.loader import PRESET_DIR, list_presets, load_config, read
 BASE = {"agent": {"name": "reinforce"}, "env": {"id": "probe/constant-discrete"}}
 
 
-@pytest.mark.parametrize("override, pattern", [
-    ("train.eval_evry=3", r"unknown config key 'train.eval_evry' \(did you mean 'train.eval_every'\?\)"),
-    ("agent.gama=0.9", r"unknown config key 'agent.gama' \(did you mean 'agent.gamma'\?\)"),
-    ("trian.seeds=2", r"unknown config section 'trian' \(did you mean 'train'\?\)"),
-    ("train.seeds=abc", r"train.seeds='abc' must be an integer"),
-    ("train.seeds=0", r"train.seeds=0 must be >= 1"),
-    ("agent.gamma=1.0", r"agent.gamma=1.0 must be in \[0, 1\)"),
-    ("agent.lr=-0.1", r"agent.lr=-0.1 must be > 0"),
-    ("log.progress=maybe", r"log.progress='maybe' must be true or false"),
-    ("agent.hidden=7", r"agent.hidden=7 must be a list"),
-    ("env.backend=cuda", r"env.backend='cuda' must be one of 'auto', 'gymnax', 'gymnasium'"),
-    ("seeds", r"must look like key=value"),
-])
+@pytest.mark.parametrize(
+    "override, pattern",
+    [
+        (
+            "train.eval_evry=3",
+            r"unknown config key 'train.eval_evry' \(did you mean 'train.eval_every'\?\)",
+        ),
+        ("agent.gama=0.9", r"unknown config key 'agent.gama' \(did you mean 'agent.gamma'\?\)"),
+        ("trian.seeds=2", r"unknown config section 'trian' \(did you mean 'train'\?\)"),
+        ("train.seeds=abc", r"train.seeds='abc' must be an integer"),
+        ("train.seeds=0", r"train.seeds=0 must be >= 1"),
+        ("agent.gamma=1.0", r"agent.gamma=1.0 must be in \[0, 1\)"),
+        ("agent.lr=-0.1", r"agent.lr=-0.1 must be > 0"),
+        ("log.progress=maybe", r"log.progress='maybe' must be true or false"),
+        ("agent.hidden=7", r"agent.hidden=7 must be a list"),
+        ("env.backend=cuda", r"env.backend='cuda' must be one of 'auto', 'gymnax', 'gymnasium'"),
+        ("seeds", r"must look like key=value"),
+    ],
+)
 def test_bad_override_is_one_clear_line(override, pattern):
     with pytest.raises(ConfigError, match=pattern) as info:
         load_config(base=copy.deepcopy(BASE), overrides=[override])
@@ -32,8 +38,9 @@ def test_bad_override_is_one_clear_line(override, pattern):
 
 
 def test_layering_preset_then_overrides():
-    cfg = load_config(base=copy.deepcopy(BASE),
-                      overrides=["train.seeds=3", "agent.hidden=[8,8]", "agent.lr=0.01"])
+    cfg = load_config(
+        base=copy.deepcopy(BASE), overrides=["train.seeds=3", "agent.hidden=[8,8]", "agent.lr=0.01"]
+    )
     assert cfg.train.seeds == 3
     assert cfg.agent.hidden == (8, 8)
     assert cfg.agent.lr == 0.01
@@ -60,8 +67,12 @@ def test_every_preset_loads_and_is_not_mutated(preset):
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "rlstab_jax.train", *args],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "rlstab_jax.train", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_cli_bad_key_exit_code_2_one_line():

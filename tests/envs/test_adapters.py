@@ -27,8 +27,9 @@ def test_gymnax_env_rescales_actions_and_reports_spec():
     env = registry.make_jax("Pendulum-v1", {})
     assert env.spec.action_kind == "continuous" and env.spec.action_dim == 1
     assert env.spec.action_low == (-2.0,) and env.spec.action_high == (2.0,)
-    np.testing.assert_allclose(env.to_env_action(jnp.array([-1.0, 0.0, 1.0, 3.0])),
-                               [-2.0, 0.0, 2.0, 2.0])
+    np.testing.assert_allclose(
+        env.to_env_action(jnp.array([-1.0, 0.0, 1.0, 3.0])), [-2.0, 0.0, 2.0, 2.0]
+    )
     state, obs = env.reset(jax.random.PRNGKey(0))
     assert obs.shape == (3,) and obs.dtype == jnp.float32
 
@@ -47,7 +48,6 @@ def test_gymnasium_truncation_gives_final_obs_and_is_not_terminal():
     venv = GymVecEnv("Pendulum-v1", 2)
     obs = venv.reset(seed=0)
     assert obs.shape == (2, 3)
-    prev = obs
     for t in range(200):
         obs, r, term, trunc, final = venv.step(np.zeros((2, 1), np.float32))
         if t < 199:
@@ -63,11 +63,14 @@ def test_gymnasium_truncation_gives_final_obs_and_is_not_terminal():
 def test_gymnasium_unknown_id_is_config_error():
     with pytest.raises(ConfigError):
         load_config(overrides=["env.id=NoSuchEnv-v0"]).env and build_session(
-            load_config(overrides=["env.id=NoSuchEnv-v0", "env.backend=gymnasium"]))
+            load_config(overrides=["env.id=NoSuchEnv-v0", "env.backend=gymnasium"])
+        )
 
 
-@pytest.mark.parametrize("env_id, backend", [("CartPole-v1", "auto"), ("CartPole-v1", "gymnasium"),
-                                             ("probe/obs-discrete", "auto")])
+@pytest.mark.parametrize(
+    "env_id, backend",
+    [("CartPole-v1", "auto"), ("CartPole-v1", "gymnasium"), ("probe/obs-discrete", "auto")],
+)
 def test_sac_on_discrete_is_a_clear_startup_error(env_id, backend):
     cfg = load_config(overrides=[f"env.id={env_id}", f"env.backend={backend}"])
     with pytest.raises(ConfigError, match="needs a continuous"):

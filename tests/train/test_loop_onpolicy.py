@@ -11,15 +11,21 @@ from rlstab_jax.config.loader import load_config
 from rlstab_jax.train.loop import NonFiniteError, run
 from rlstab_jax.train.session import build_session
 
-FAST = ["train.chunk_steps=512", "train.eval_every=1024", "log.progress=false", "log.plot=false",
-        "checkpoint.enabled=false"]
+FAST = [
+    "train.chunk_steps=512",
+    "train.eval_every=1024",
+    "log.progress=false",
+    "log.plot=false",
+    "checkpoint.enabled=false",
+]
 
 
 def _cfg(env_id, tmp_path, *extra):
-    base = {"agent": {"name": "reinforce", "rollout_len": 8, "hidden": [32, 32]},
-            "env": {"id": env_id, "n_envs": 8}}
-    return load_config(base=copy.deepcopy(base),
-                       overrides=FAST + [f"run.dir={tmp_path}", *extra])
+    base = {
+        "agent": {"name": "reinforce", "rollout_len": 8, "hidden": [32, 32]},
+        "env": {"id": env_id, "n_envs": 8},
+    }
+    return load_config(base=copy.deepcopy(base), overrides=FAST + [f"run.dir={tmp_path}", *extra])
 
 
 @pytest.mark.parametrize("env_id", ["probe/obs-action-discrete", "probe/action-discrete"])
@@ -33,16 +39,34 @@ def test_reinforce_value_on_obs_probe(tmp_path):
     res = run(cfg)
     sess = build_session(cfg)
     agent_state = jax.tree.map(lambda x: x[0], res.state.agent)
-    _, info = sess.agent.act(agent_state, jnp.array([[1.0], [-1.0]]), jax.random.PRNGKey(0),
-                             jax.tree.map(lambda x: x[0], sess.hparams))
+    _, info = sess.agent.act(
+        agent_state,
+        jnp.array([[1.0], [-1.0]]),
+        jax.random.PRNGKey(0),
+        jax.tree.map(lambda x: x[0], sess.hparams),
+    )
     np.testing.assert_allclose(np.asarray(info["value"]), [1.0, -1.0], atol=0.1)
 
 
 def test_seed_i_of_vmapped_run_equals_single_run(tmp_path):
-    multi = run(_cfg("probe/obs-action-continuous", tmp_path / "m", "train.total_steps=1024",
-                     "train.seeds=2", "train.seed=5"))
-    single = run(_cfg("probe/obs-action-continuous", tmp_path / "s", "train.total_steps=1024",
-                      "train.seeds=1", "train.seed=6"))
+    multi = run(
+        _cfg(
+            "probe/obs-action-continuous",
+            tmp_path / "m",
+            "train.total_steps=1024",
+            "train.seeds=2",
+            "train.seed=5",
+        )
+    )
+    single = run(
+        _cfg(
+            "probe/obs-action-continuous",
+            tmp_path / "s",
+            "train.total_steps=1024",
+            "train.seeds=1",
+            "train.seed=6",
+        )
+    )
     m = [r for r in multi.rows if r["seed"] == 6]
     assert len(m) == len(single.rows) == 2
     for a, b in zip(m, single.rows):
@@ -64,15 +88,21 @@ def test_seed_axis_is_sharded_over_two_devices(tmp_path):
 
 
 def test_nonfinite_updates_are_skipped_then_stop(tmp_path):
-    cfg = _cfg("probe/constant-discrete", tmp_path, "train.total_steps=4096",
-               "train.max_nonfinite=12", "checkpoint.enabled=true", "checkpoint.every=512")
+    cfg = _cfg(
+        "probe/constant-discrete",
+        tmp_path,
+        "train.total_steps=4096",
+        "train.max_nonfinite=12",
+        "checkpoint.enabled=true",
+        "checkpoint.every=512",
+    )
     sess = build_session(cfg)
     hp = dict(sess.hparams)
     hp["value_coef"] = jnp.full_like(hp["value_coef"], jnp.nan)  # every loss is NaN
     sess = build_session(cfg, hparams=hp)
     before = jax.tree.leaves(sess.init_state().agent.params)
     with pytest.raises(NonFiniteError, match="consecutive non-finite updates"):
-        res = run(cfg, session=sess)
+        run(cfg, session=sess)
     rows = [r for r in map(__import__("json").loads, open(tmp_path / "metrics.jsonl"))]
     assert rows[0]["nonfinite/skipped"] == 1.0
     # the guarded update kept parameters finite, so the checkpoint written is finite and

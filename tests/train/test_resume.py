@@ -17,25 +17,49 @@ from rlstab_jax.config.loader import load_config, read_yaml
 from rlstab_jax.train.checkpoint import CheckpointStore
 from rlstab_jax.train.session import build_session
 
-ENV = dict(os.environ, JAX_PLATFORMS="cpu",
-           XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+ENV = dict(
+    os.environ,
+    JAX_PLATFORMS="cpu",
+    XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+)
 
 CASES = {
-    "reinforce-probe": ["--config", "reinforce/probe", "agent.hidden=[16,16]",
-                        "env.id=probe/obs-action-continuous", "env.n_envs=4",
-                        "train.chunk_steps=256", "train.eval_every=512", "train.seeds=2"],
+    "reinforce-probe": [
+        "--config",
+        "reinforce/probe",
+        "agent.hidden=[16,16]",
+        "env.id=probe/obs-action-continuous",
+        "env.n_envs=4",
+        "train.chunk_steps=256",
+        "train.eval_every=512",
+        "train.seeds=2",
+    ],
     # off-policy: replay contents, target networks, alpha and optimiser states all restored
-    "sac-pendulum-gymnax": ["--config", "sac/pendulum", "agent.actor_hidden=[32,32]",
-                            "agent.critic_hidden=[32,32]", "agent.batch_size=32",
-                            "env.n_envs=2", "replay.capacity=4096", "train.learning_starts=128",
-                            "train.chunk_steps=256", "train.eval_every=512",
-                            "train.eval_episodes=1", "train.seeds=2"],
+    "sac-pendulum-gymnax": [
+        "--config",
+        "sac/pendulum",
+        "agent.actor_hidden=[32,32]",
+        "agent.critic_hidden=[32,32]",
+        "agent.batch_size=32",
+        "env.n_envs=2",
+        "replay.capacity=4096",
+        "train.learning_starts=128",
+        "train.chunk_steps=256",
+        "train.eval_every=512",
+        "train.eval_episodes=1",
+        "train.seeds=2",
+    ],
 }
 
 
 def _train(*args):
-    p = subprocess.run([sys.executable, "-m", "rlstab_jax.train", "--no-progress", *args],
-                       capture_output=True, text=True, env=ENV, timeout=600)
+    p = subprocess.run(
+        [sys.executable, "-m", "rlstab_jax.train", "--no-progress", *args],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=600,
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     return p
 
@@ -76,9 +100,22 @@ def test_resume_is_bit_exact(case, tmp_path):
 def test_resume_with_other_architecture_fails_clearly(tmp_path):
     common = CASES["reinforce-probe"] + ["log.plot=false", "train.total_steps=256"]
     _train(*common, f"run.dir={tmp_path}")
-    p = subprocess.run([sys.executable, "-m", "rlstab_jax.train", "--no-progress", "--resume",
-                        str(tmp_path), "agent.hidden=[32,32]", "train.total_steps=512"],
-                       capture_output=True, text=True, env=ENV, timeout=600)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rlstab_jax.train",
+            "--no-progress",
+            "--resume",
+            str(tmp_path),
+            "agent.hidden=[32,32]",
+            "train.total_steps=512",
+        ],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=600,
+    )
     assert p.returncode == 2
     assert "agent.hidden" in p.stderr and "Traceback" not in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1
@@ -86,15 +123,27 @@ def test_resume_with_other_architecture_fails_clearly(tmp_path):
 
 def test_gymnasium_resume_restores_learner_state(tmp_path):
     """Simulator state is not checkpointed: learner state restores exactly, episodes restart."""
-    common = ["--config", "sac/pendulum", "env.backend=gymnasium", "agent.actor_hidden=[16,16]",
-              "agent.critic_hidden=[16,16]", "agent.batch_size=16", "train.learning_starts=64",
-              "train.chunk_steps=128", "train.eval_every=256", "train.eval_episodes=1",
-              "checkpoint.every=128", "log.plot=false"]
+    common = [
+        "--config",
+        "sac/pendulum",
+        "env.backend=gymnasium",
+        "agent.actor_hidden=[16,16]",
+        "agent.critic_hidden=[16,16]",
+        "agent.batch_size=16",
+        "train.learning_starts=64",
+        "train.chunk_steps=128",
+        "train.eval_every=256",
+        "train.eval_episodes=1",
+        "checkpoint.every=128",
+        "log.plot=false",
+    ]
     _train(*common, "train.total_steps=256", f"run.dir={tmp_path}")
     before, meta = _final_state(tmp_path)
     _train("--resume", str(tmp_path), "train.total_steps=384")
     after, meta2 = _final_state(tmp_path)
     assert meta["env_steps"] == 256 and meta2["env_steps"] == 384
-    assert int(np.asarray(after.agent.critic_steps)[0]) > int(np.asarray(before.agent.critic_steps)[0])
+    assert int(np.asarray(after.agent.critic_steps)[0]) > int(
+        np.asarray(before.agent.critic_steps)[0]
+    )
     steps = [r["step"] for r in _rows(tmp_path)]
     assert steps == [128, 256, 384]

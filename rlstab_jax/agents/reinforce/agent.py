@@ -26,8 +26,9 @@ class ActorCritic(nn.Module):
     @nn.compact
     def __call__(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
         x = obs.reshape(obs.shape[0], -1).astype(jnp.float32)
-        logits = MLP(self.hidden, self.n_out, activation="tanh", init_kind="orthogonal",
-                     out_scale=0.01)(x)
+        logits = MLP(
+            self.hidden, self.n_out, activation="tanh", init_kind="orthogonal", out_scale=0.01
+        )(x)
         value = MLP(self.hidden, 1, activation="tanh", init_kind="orthogonal")(x)[..., 0]
         return logits, value
 
@@ -78,24 +79,36 @@ def make_agent(cfg: ReinforceConfig, spec: EnvSpec) -> OnPolicyAgent:
     def update(state, ro: Rollout, last_obs, key, hp):
         T, N = ro.reward.shape
         _, last_v = net.apply(state.params, last_obs)
-        _, final_v = net.apply(state.params, ro.final_obs.reshape((T * N,) + ro.final_obs.shape[2:]))
-        adv, ret = gae(ro.reward, ro.policy_info["value"], last_v, ro.terminated, hp["gamma"],
-                       hp["gae_lambda"], truncated=ro.truncated, final_values=final_v.reshape(T, N))
+        _, final_v = net.apply(
+            state.params, ro.final_obs.reshape((T * N,) + ro.final_obs.shape[2:])
+        )
+        adv, ret = gae(
+            ro.reward,
+            ro.policy_info["value"],
+            last_v,
+            ro.terminated,
+            hp["gamma"],
+            hp["gae_lambda"],
+            truncated=ro.truncated,
+            final_values=final_v.reshape(T, N),
+        )
         adv = jax.lax.stop_gradient(adv)
         ret = jax.lax.stop_gradient(ret)
         flat = lambda x: x.reshape((T * N,) + x.shape[2:])  # noqa: E731
 
         def loss_fn(p):
             params, log_std = p
-            logp, ent, value = log_prob_entropy(params, log_std, flat(ro.obs), flat(ro.action),
-                                                flat(ro.policy_info["u"]))
+            logp, ent, value = log_prob_entropy(
+                params, log_std, flat(ro.obs), flat(ro.action), flat(ro.policy_info["u"])
+            )
             pg = -jnp.mean(logp * flat(adv))
             vloss = 0.5 * jnp.mean((value - flat(ret)) ** 2)
             loss = pg + hp["value_coef"] * vloss - hp["entropy_coef"] * jnp.mean(ent)
             return loss, {"actor/loss": pg, "critic/loss": vloss, "entropy/mean": jnp.mean(ent)}
 
-        (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)((state.params,
-                                                                             state.log_std))
+        (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            (state.params, state.log_std)
+        )
         grads, gnorm = clip_by_global_norm_with_norm(grads, hp["max_grad_norm"])
         updates, opt_state = opt.update(grads, state.opt_state, (state.params, state.log_std))
         # Guard on the update, not only the gradient: a NaN learning rate or optimiser state
@@ -103,11 +116,20 @@ def make_agent(cfg: ReinforceConfig, spec: EnvSpec) -> OnPolicyAgent:
         ok = all_finite(grads) & all_finite(updates) & jnp.isfinite(loss)
         new_params, new_log_std = optax.apply_updates((state.params, state.log_std), updates)
         keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(ok, a, b), new, old)  # noqa
-        new = ReinforceState(keep(new_params, state.params), keep(new_log_std, state.log_std),
-                             keep(opt_state, state.opt_state), state.step + 1)
-        metrics.update({"loss": loss, "grad_norm": gnorm,
-                        "nonfinite/skipped": (~ok).astype(jnp.float32),
-                        "value/mean": jnp.mean(ro.policy_info["value"])})
+        new = ReinforceState(
+            keep(new_params, state.params),
+            keep(new_log_std, state.log_std),
+            keep(opt_state, state.opt_state),
+            state.step + 1,
+        )
+        metrics.update(
+            {
+                "loss": loss,
+                "grad_norm": gnorm,
+                "nonfinite/skipped": (~ok).astype(jnp.float32),
+                "value/mean": jnp.mean(ro.policy_info["value"]),
+            }
+        )
         return new, metrics
 
     return OnPolicyAgent(init=init, act=act, update=update, rollout_len=cfg.rollout_len)
