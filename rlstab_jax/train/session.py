@@ -162,16 +162,17 @@ def build_session(cfg: Config, hparams: dict[str, Any] | None = None) -> Session
         else:
             chunk = jax.jit(driver.chunk, donate_argnums=0)
     else:
-        if choice.backend != "jax":
-            raise ConfigError(
-                f"on-policy agent {cfg.agent_name!r} needs a pure-JAX env for now "
-                f"(env.backend=gymnax); {cfg.env.id!r} resolved to gymnasium"
-            )
         from rlstab_jax.train.onpolicy import make_onpolicy_driver
 
         driver = make_onpolicy_driver(agent, env, n_envs=n_envs, chunk_steps=cfg.train.chunk_steps)
         steps_per_chunk = driver.chunk_iters * agent.rollout_len * n_envs
-        chunk = jax.jit(driver.chunk, donate_argnums=0)
+        if choice.backend == "gymnasium":
+            from rlstab_jax.train.onpolicy_gym import GymOnPolicyRunner
+
+            runner = GymOnPolicyRunner(driver, venv, S, cfg.train.seed)
+            chunk = lambda st, hp_: runner.chunk(st, hp_, driver.chunk_iters)  # noqa: E731
+        else:
+            chunk = jax.jit(driver.chunk, donate_argnums=0)
     if choice.backend == "jax":
         ev = make_jax_evaluate(agent, env, cfg.train.eval_episodes, max_steps)
         evaluate = jax.jit(lambda st, keys, hp_: jax.vmap(ev)(st.agent, keys, hp_))

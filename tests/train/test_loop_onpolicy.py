@@ -114,3 +114,23 @@ def test_nonfinite_updates_are_skipped_then_stop(tmp_path):
     store.close()
     for a, b in zip(jax.tree.leaves(state.agent.params), before):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_reinforce_on_gymnasium_cartpole_runs(tmp_path):
+    cfg = load_config(
+        "reinforce/probe",
+        FAST
+        + [
+            "env.id=CartPole-v1",
+            "env.backend=gymnasium",
+            "env.n_envs=4",
+            "train.total_steps=1024",
+            "train.seeds=2",
+            "train.eval_episodes=2",
+            f"run.dir={tmp_path}",
+        ],
+    )
+    res = run(cfg)
+    last = [r for r in res.rows if r["step"] == 1024]
+    assert {r["seed"] for r in last} == {0, 1}
+    assert all(r["train/episodes"] > 0 and r.get("eval/return") is not None for r in last)

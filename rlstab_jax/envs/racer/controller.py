@@ -43,7 +43,7 @@ class ControllerParams:
 def scripted_action(state: RacerState, params: EnvParams,
                     ctrl: ControllerParams = ControllerParams()) -> jax.Array:
     """Action ``[3]`` in ``[-1, 1]`` (steer, gas, brake) for one env state (vmap for batches)."""
-    track = get_track(state.coefs, params)
+    track = get_track(state.track_id, params)
     v = state.speed
     ld = ctrl.lookahead_base + ctrl.lookahead_time * v
     target = tracklib.point_at(track, state.s + ld)

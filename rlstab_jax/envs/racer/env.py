@@ -16,6 +16,8 @@ Vector observation ``[8 + K]`` float32 (``K = n_lookahead``)::
 With ``pixels=True`` the observation is instead a ``[P, P, 3]`` uint8 top-down view centred
 ahead of the car, heading up, with speed and steering bars (see ``render.pixel_obs``).
 
+The track is fixed (seed ``track_seed``) by default; ``random_track=True`` draws each episode's
+track from a bank of ``n_random_tracks`` seeded tracks (``track_id`` in the state).
 Episodes start on the start line (small random lateral/heading jitter) and end with
 ``terminated`` when a lap is complete, when the car has been off track for more than
 ``failure_countdown`` steps, or (optional) on wall-hugging; ``truncated`` at
@@ -53,6 +55,7 @@ class EnvParams(environment.EnvParams):
     # -- track (static) --
     track_seed: int = struct.field(pytree_node=False, default=0)
     random_track: bool = struct.field(pytree_node=False, default=False)
+    n_random_tracks: int = struct.field(pytree_node=False, default=64)
     track_radius: float = struct.field(pytree_node=False, default=80.0)
     n_track_points: int = struct.field(pytree_node=False, default=256)
     n_lookahead: int = struct.field(pytree_node=False, default=8)
@@ -111,17 +114,20 @@ class RacerState(environment.EnvState):
     off_track_steps: jax.Array
     no_progress_steps: jax.Array
     prev_action: jax.Array
-    coefs: jax.Array
+    track_id: jax.Array
 
     @property
     def car(self) -> dynamics.CarState:
         return dynamics.CarState(self.x, self.y, self.heading, self.speed)
 
 
-def get_track(state_coefs: jax.Array, params: EnvParams) -> tracklib.Track:
-    """The episode's track: host constants for the fixed track, rebuilt from coefs otherwise."""
+def get_track(track_id: jax.Array, params: EnvParams) -> tracklib.Track:
+    """The episode's track: the fixed track (seed ``track_seed``), or entry ``track_id`` of
+    the bank of ``n_random_tracks`` tracks (seeds ``track_seed ..``) when ``random_track``."""
     if params.random_track:
-        return tracklib.build_track(state_coefs, params.track_radius, params.n_track_points)
+        bank = tracklib.track_bank(params.track_seed, params.n_random_tracks,
+                                   params.track_radius, params.n_track_points, N_HARMONICS)
+        return jax.tree.map(lambda x: x[track_id], bank)
     return tracklib.fixed_track(params.track_seed, params.track_radius, params.n_track_points,
                                 N_HARMONICS)
 
@@ -176,17 +182,17 @@ class Racer(environment.Environment[RacerState, EnvParams]):
     def reset_env(self, key: jax.Array, params: EnvParams) -> tuple[jax.Array, RacerState]:
         k_track, k_lat, k_head = jax.random.split(key, 3)
         if params.random_track:
-            coefs = tracklib.sample_coefs(k_track, N_HARMONICS)
+            track_id = jax.random.randint(k_track, (), 0, params.n_random_tracks, jnp.int32)
         else:
-            coefs = jnp.zeros((N_HARMONICS, 2), jnp.float32)
+            track_id = jnp.zeros((), jnp.int32)
         lat = params.start_lateral_noise * jax.random.uniform(k_lat, (), jnp.float32, -1.0, 1.0)
         head = params.start_heading_noise * jax.random.uniform(k_head, (), jnp.float32, -1.0, 1.0)
-        state = state_at(params, 0.0, lat, head, params.start_speed, coefs=coefs)
+        state = state_at(params, 0.0, lat, head, params.start_speed, track_id=track_id)
         return self.get_obs(state, params), state
 
     def step_env(self, key: jax.Array, state: RacerState, action: Any, params: EnvParams):
         del key
-        track = get_track(state.coefs, params)
+        track = get_track(state.track_id, params)
         a = jnp.clip(jnp.asarray(action, jnp.float32).reshape((3,)), -1.0, 1.0)
         steer, gas, brake = dynamics.map_action(a)
         was_off = jnp.abs(state.offset) > params.half_width
@@ -203,7 +209,7 @@ class Racer(environment.Environment[RacerState, EnvParams]):
             time=state.time + 1, x=car.x, y=car.y, heading=car.heading, speed=car.speed,
             s=proj.s, idx=proj.idx, offset=proj.offset, travelled=travelled,
             off_track_steps=off_steps, no_progress_steps=hug_steps, prev_action=a,
-            coefs=state.coefs)
+            track_id=state.track_id)
         terminated = lap | failed | hug_done
         info = {"progress": travelled / track.length, "lap_completed": lap,
                 "off_track": off_track, "lateral_offset": proj.offset, "speed": car.speed}
@@ -211,14 +217,14 @@ class Racer(environment.Environment[RacerState, EnvParams]):
 
     def get_obs(self, state: RacerState, params: EnvParams | None = None, key=None) -> jax.Array:
         params = self.default_params if params is None else params
-        track = get_track(state.coefs, params)
+        track = get_track(state.track_id, params)
         if params.pixels:
             return render.pixel_obs(track, state, params)
         return vector_obs(track, state, params)
 
 
 def state_at(params: EnvParams, s: float, offset: float = 0.0, heading_error: float = 0.0,
-             speed: float = 0.0, travelled: float = 0.0, coefs: jax.Array | None = None,
+             speed: float = 0.0, travelled: float = 0.0, track_id: Any = 0,
              **fields: Any) -> RacerState:
     """A hand-built state: the car at arc length ``s`` (m), ``offset`` (m, + = left) from the
     centre line, heading ``heading_error`` (rad) from the track direction, at ``speed``.
@@ -226,8 +232,8 @@ def state_at(params: EnvParams, s: float, offset: float = 0.0, heading_error: fl
     Extra ``fields`` (``off_track_steps``, ``time``, ...) override the rest. For tests,
     scripted scenarios and demos that start mid-lap.
     """
-    coefs = jnp.zeros((N_HARMONICS, 2), jnp.float32) if coefs is None else coefs
-    track = get_track(coefs, params)
+    track_id = jnp.asarray(track_id, jnp.int32)
+    track = get_track(track_id, params)
     centre = tracklib.point_at(track, jnp.float32(s))
     i0, i1, t = tracklib.interp_index(track, jnp.float32(s))
     tan = (1.0 - t) * track.tangent[i0] + t * track.tangent[i1]
@@ -239,7 +245,7 @@ def state_at(params: EnvParams, s: float, offset: float = 0.0, heading_error: fl
         time=zero_i, x=xy[0], y=xy[1], heading=_wrap_angle(_angle(tan) + heading_error),
         speed=jnp.float32(speed), s=proj.s, idx=proj.idx, offset=proj.offset,
         travelled=jnp.float32(travelled), off_track_steps=zero_i, no_progress_steps=zero_i,
-        prev_action=jnp.zeros((3,), jnp.float32), coefs=coefs)
+        prev_action=jnp.zeros((3,), jnp.float32), track_id=track_id)
     return state.replace(**{k: jnp.asarray(v, getattr(state, k).dtype) for k, v in fields.items()})
 
 

@@ -96,7 +96,7 @@ class RacerGymEnv(gymnasium.Env):
         if self.render_mode != "rgb_array" or self._state is None:
             return None
         if self._bg is None:
-            track = get_track(self._state.coefs, self.params)
+            track = get_track(self._state.track_id, self.params)
             self._bg = render.background(track, float(self.params.half_width), self.render_size)
         bg, view = self._bg
         # Fixed-size trail buffer + mask: one compiled frame function whatever the trail length.

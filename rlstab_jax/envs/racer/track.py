@@ -7,9 +7,9 @@ curvature stays well above the track half-width), driven counter-clockwise. The 
 resampled to ``N`` points equally spaced in arc length; tangents and signed curvature
 (``+`` = left turn) come from the analytic derivatives.
 
-Everything is pure JAX (``build_track`` runs inside ``reset`` for random-per-episode tracks);
-``fixed_track`` evaluates it once per seed on the host and caches numpy constants so the default
-fixed-track env bakes its track into the compiled step.
+Everything is pure JAX; ``fixed_track``/``track_bank`` evaluate it once per seed on the host and
+cache numpy constants, so the env bakes its track (or its bank of tracks for the
+random-per-episode option) into the compiled step.
 
 Field reports 000/001/003 (TrackMania) are the reason this exists: a fast, jit/vmap-able track
 on which steering precision at speed matters.
@@ -68,43 +68,42 @@ class Projection(NamedTuple):
     kappa: jax.Array
 
 
-def sample_coefs(key: jax.Array, n_harmonics: int = 4,
-                 min_radius_ratio: float = MIN_RADIUS_RATIO) -> jax.Array:
-    """Random shape coefficients ``[H, 2]`` (cos, sin amplitudes) for harmonics 2 .. H+1.
+def sample_coefs(seed: int, n_harmonics: int = 4,
+                 min_radius_ratio: float = MIN_RADIUS_RATIO) -> np.ndarray:
+    """Shape coefficients ``[H, 2]`` float32 (cos, sin amplitudes) of harmonics 2 .. H+1.
 
-    A random direction (harmonic k weighted by ``1/k``) is scaled by bisection so that the
-    tightest corner has radius ``min_radius_ratio * R``: every seed is equally demanding,
-    and the radius never approaches the track half-width (no self-overlapping edges).
+    Drawn on the host with numpy's PCG64 from ``seed`` (so a seed names the same track across
+    JAX versions). A random direction (harmonic k weighted by ``1/k``) is scaled by bisection
+    so that the tightest corner has radius ``min_radius_ratio * R``: every seed is equally
+    demanding, and the radius never approaches the track half-width (no overlapping edges).
     """
-    k = jnp.arange(2, 2 + n_harmonics, dtype=jnp.float32)
-    u = jax.random.uniform(key, (n_harmonics, 2), jnp.float32, -1.0, 1.0) / k[:, None]
-    hi0 = 0.9 / jnp.sum(jnp.abs(u))  # keeps r(theta) > 0.1 R
-    theta = jnp.arange(512, dtype=jnp.float32) * (2.0 * jnp.pi / 512)
-
-    def max_kappa(alpha):
-        return jnp.max(jnp.abs(_kappa_polar(alpha * u, theta)))
-
-    def bisect(_, lo_hi):
-        lo, hi = lo_hi
+    rng = np.random.default_rng(int(seed))
+    k = np.arange(2, 2 + n_harmonics, dtype=np.float64)
+    u = rng.uniform(-1.0, 1.0, (n_harmonics, 2)) / k[:, None]
+    theta = np.arange(512) * (2.0 * np.pi / 512)
+    lo, hi = 0.0, 0.9 / np.sum(np.abs(u))  # hi keeps r(theta) > 0.1 R
+    if np.max(np.abs(_kappa_polar(hi * u, theta, np))) <= 1.0 / min_radius_ratio:
+        return (hi * u).astype(np.float32)
+    for _ in range(20):
         mid = 0.5 * (lo + hi)
-        too_sharp = max_kappa(mid) > 1.0 / min_radius_ratio
-        return jnp.where(too_sharp, lo, mid), jnp.where(too_sharp, mid, hi)
+        if np.max(np.abs(_kappa_polar(mid * u, theta, np))) > 1.0 / min_radius_ratio:
+            hi = mid
+        else:
+            lo = mid
+    return (lo * u).astype(np.float32)
 
-    lo, _ = jax.lax.fori_loop(0, 14, bisect, (jnp.float32(0.0), hi0))
-    return u * lo
 
-
-def _kappa_polar(coefs: jax.Array, theta: jax.Array) -> jax.Array:
+def _kappa_polar(coefs, theta, xp=jnp):
     """Signed curvature of the unit-radius curve at ``theta``."""
-    r, dr, ddr = _polar(coefs, theta)
+    r, dr, ddr = _polar(coefs, theta, xp)
     return (r**2 + 2.0 * dr**2 - r * ddr) / (r**2 + dr**2) ** 1.5
 
 
-def _polar(coefs: jax.Array, theta: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+def _polar(coefs, theta, xp=jnp):
     """r/R and its first two theta-derivatives at ``theta [M]``."""
-    k = jnp.arange(2, 2 + coefs.shape[0], dtype=jnp.float32)
+    k = xp.arange(2, 2 + coefs.shape[0]).astype(theta.dtype)
     kt = theta[:, None] * k[None, :]
-    c, s = jnp.cos(kt), jnp.sin(kt)
+    c, s = xp.cos(kt), xp.sin(kt)
     a, b = coefs[:, 0], coefs[:, 1]
     r = 1.0 + c @ a + s @ b
     dr = (-s * k) @ a + (c * k) @ b
@@ -112,7 +111,7 @@ def _polar(coefs: jax.Array, theta: jax.Array) -> tuple[jax.Array, jax.Array, ja
     return r, dr, ddr
 
 
-def build_track(coefs: jax.Array, radius: float, n_points: int, oversample: int = 8) -> Track:
+def build_track(coefs, radius: float, n_points: int, oversample: int = 8, xp=jnp) -> Track:
     """Sample the closed curve given by ``coefs [H, 2]`` uniformly in arc length.
 
     Args:
@@ -120,62 +119,70 @@ def build_track(coefs: jax.Array, radius: float, n_points: int, oversample: int 
       radius: mean radius ``R`` (m); the lap is roughly ``2 pi R`` long.
       n_points: number of centre-line samples ``N`` (static).
       oversample: dense evaluation factor used to integrate arc length.
+      xp: ``jax.numpy`` (default; jit/vmap-able) or ``numpy`` (host, float64 then float32).
 
     Returns:
       A :class:`Track`.
     """
     m = n_points * oversample
-    theta = jnp.arange(m, dtype=jnp.float32) * (2.0 * jnp.pi / m)
-    r, dr, ddr = _polar(coefs, theta)
+    coefs = xp.asarray(coefs, xp.float64 if xp is np else xp.float32)
+    theta = xp.arange(m).astype(coefs.dtype) * (2.0 * np.pi / m)
+    r, dr, ddr = _polar(coefs, theta, xp)
     r, dr, ddr = r * radius, dr * radius, ddr * radius
-    ct, st = jnp.cos(theta), jnp.sin(theta)
+    ct, st = xp.cos(theta), xp.sin(theta)
     x, y = r * ct, r * st
     dx, dy = dr * ct - r * st, dr * st + r * ct
     ddx = ddr * ct - 2.0 * dr * st - r * ct
     ddy = ddr * st + 2.0 * dr * ct - r * st
-    speed = jnp.sqrt(dx**2 + dy**2)
+    speed = xp.sqrt(dx**2 + dy**2)
     kappa = (dx * ddy - dy * ddx) / speed**3
     # Arc length by the trapezoid rule on the dense grid (periodic).
-    dtheta = 2.0 * jnp.pi / m
-    seg = 0.5 * (speed + jnp.roll(speed, -1)) * dtheta
-    s_dense = jnp.concatenate([jnp.zeros(1), jnp.cumsum(seg)])
+    dtheta = 2.0 * np.pi / m
+    seg = 0.5 * (speed + xp.roll(speed, -1)) * dtheta
+    s_dense = xp.concatenate([xp.zeros(1, seg.dtype), xp.cumsum(seg)])
     length = s_dense[-1]
-    s_new = jnp.arange(n_points, dtype=jnp.float32) * (length / n_points)
-
+    s_new = xp.arange(n_points).astype(seg.dtype) * (length / n_points)
     # One binary search shared by every interpolated quantity (cheaper to compile and run).
-    j = jnp.clip(jnp.searchsorted(s_dense, s_new, side="right") - 1, 0, m - 1)
+    j = xp.clip(xp.searchsorted(s_dense, s_new, side="right") - 1, 0, m - 1)
     w = (s_new - s_dense[j]) / (s_dense[j + 1] - s_dense[j])
 
     def interp(v):
-        v = jnp.concatenate([v, v[:1]])
+        v = xp.concatenate([v, v[:1]])
         return (1.0 - w) * v[j] + w * v[j + 1]
 
     tx, ty = interp(dx / speed), interp(dy / speed)
-    norm = jnp.sqrt(tx**2 + ty**2)
-    xy = jnp.stack([interp(x), interp(y)], -1)
-    tangent = jnp.stack([tx / norm, ty / norm], -1)
-    return Track(xy=xy.astype(jnp.float32), tangent=tangent.astype(jnp.float32),
-                 kappa=interp(kappa).astype(jnp.float32), length=length.astype(jnp.float32))
-
-
-@functools.partial(jax.jit, static_argnums=(1, 2, 3))
-def _seeded_track(seed: jax.Array, radius: float, n_points: int, n_harmonics: int) -> Track:
-    return build_track(sample_coefs(jax.random.key(seed), n_harmonics), radius, n_points)
+    norm = xp.sqrt(tx**2 + ty**2)
+    xy = xp.stack([interp(x), interp(y)], -1)
+    tangent = xp.stack([tx / norm, ty / norm], -1)
+    f32 = xp.float32
+    return Track(xy=xp.asarray(xy, f32), tangent=xp.asarray(tangent, f32),
+                 kappa=xp.asarray(interp(kappa), f32), length=xp.asarray(length, f32))
 
 
 @functools.lru_cache(maxsize=64)
-def _fixed_track_np(seed: int, radius: float, n_points: int, n_harmonics: int):
-    with jax.ensure_compile_time_eval():
-        t = _seeded_track(np.uint32(seed), radius, n_points, n_harmonics)
-        return tuple(np.asarray(v) for v in (t.xy, t.tangent, t.kappa, t.length))
+def _bank_np(first_seed: int, n_tracks: int, radius: float, n_points: int, n_harmonics: int):
+    tracks = [build_track(sample_coefs(first_seed + i, n_harmonics), radius, n_points, xp=np)
+              for i in range(n_tracks)]
+    return tuple(np.stack([getattr(t, f) for t in tracks]) for f in Track.__dataclass_fields__)
+
+
+def track_bank(first_seed: int, n_tracks: int, radius: float, n_points: int,
+               n_harmonics: int = 4) -> Track:
+    """Tracks of seeds ``first_seed .. first_seed + n_tracks - 1`` stacked on a leading axis.
+
+    Host constants (numpy, computed once per argument set and cached; safe to call while
+    tracing): a random-per-episode env indexes this bank instead of building a track every
+    step, which keeps it close to the fixed-track env's speed.
+    """
+    xy, tangent, kappa, length = _bank_np(int(first_seed), int(n_tracks), float(radius),
+                                          int(n_points), int(n_harmonics))
+    return Track(xy=jnp.asarray(xy), tangent=jnp.asarray(tangent), kappa=jnp.asarray(kappa),
+                 length=jnp.asarray(length))
 
 
 def fixed_track(seed: int, radius: float, n_points: int, n_harmonics: int = 4) -> Track:
-    """The track of ``seed`` as host constants (cached; safe to call while tracing)."""
-    xy, tangent, kappa, length = _fixed_track_np(int(seed), float(radius), int(n_points),
-                                                 int(n_harmonics))
-    return Track(xy=jnp.asarray(xy), tangent=jnp.asarray(tangent), kappa=jnp.asarray(kappa),
-                 length=jnp.asarray(length))
+    """The track of ``seed`` as host constants (entry 0 of ``track_bank(seed, 1, ...)``)."""
+    return jax.tree.map(lambda x: x[0], track_bank(seed, 1, radius, n_points, n_harmonics))
 
 
 def wrap_s(ds: jax.Array, length: jax.Array) -> jax.Array:
