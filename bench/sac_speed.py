@@ -77,7 +77,7 @@ def run_ours(name: str, preset: str, overrides: list[str], learn_steps: int,
     from rlstab_jax.train.session import build_session
 
     t_start = time.perf_counter()
-    total = LEARNING_STARTS + 2 * chunk_steps + learn_steps
+    total = LEARNING_STARTS + chunk_steps + learn_steps  # timed: the last learn_steps
     cfg = load_config(preset, [
         *overrides, f"train.learning_starts={LEARNING_STARTS}", f"train.chunk_steps={chunk_steps}",
         f"train.total_steps={total}", "train.eval_every=0", "checkpoint.enabled=false",
@@ -214,15 +214,18 @@ def sac_update_rate(n_updates: int = 100) -> dict[str, Any]:
 # peers
 # ---------------------------------------------------------------------------------------
 def run_peer(name: str, venv: str, script: str, args: list[str], learn_steps: int,
-             timeout: float) -> dict[str, Any]:
+             skip: int, timeout: float) -> dict[str, Any]:
     py = VENVS / venv / "bin" / "python"
     if not py.exists():
         failed = VENVS / f"{venv}.FAILED"
         why = failed.read_text().strip().splitlines()[-1] if failed.exists() else \
             f"{py} missing: run bash bench/setup_peers.sh"
         return {"name": name, "error": f"venv not installed: {why}"}
+    # Same window as ours: learning_starts, then `skip` learning steps (compile), then the
+    # `learn_steps` timed ones.
     cmd = [str(py), str(HERE / "peers" / script), *args, "--learning-starts",
-           str(LEARNING_STARTS), "--steps", str(LEARNING_STARTS + learn_steps), "--name", name]
+           str(LEARNING_STARTS), "--steps", str(LEARNING_STARTS + skip + learn_steps),
+           "--skip", str(skip), "--name", name]
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env.update(JAX_PLATFORMS="cpu", CUDA_VISIBLE_DEVICES="")
     t0 = time.perf_counter()
@@ -367,7 +370,8 @@ def main() -> None:
         for name, venv, script, pargs, kind in PEERS:
             if any(s.lower() in name.lower() for s in args.skip_peer):
                 continue
-            record(run_peer(name, venv, script, pargs, budget[kind], args.peer_timeout))
+            record(run_peer(name, venv, script, pargs, budget[kind], chunk[kind],
+                            args.peer_timeout))
     result["load_end"] = load_avg()
     result["ratios"] = ratios(rows, result.get("ceiling"))
     out = Path(args.out)

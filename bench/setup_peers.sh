@@ -26,7 +26,9 @@ check_cmd() {
   case "$1" in
     sbx) echo 'import sbx, torch, gymnasium, jax; print("sbx", sbx.__version__, "jax", jax.__version__, "torch", torch.__version__)' ;;
     sb3) echo 'import stable_baselines3 as s, torch, gymnasium; print("sb3", s.__version__, "torch", torch.__version__)' ;;
-    rejax) echo 'import rejax, jax, gymnax; print("rejax", getattr(rejax, "__version__", "?"), "jax", jax.__version__, "gymnax", getattr(gymnax, "__version__", "?"))' ;;
+    # rejax 0.1.3 unpacks 5 values from env.step; gymnax >= 1.0 returns 6 (split done), so the
+    # check steps a gymnax env the way rejax does.
+    rejax) echo 'import importlib.metadata as m, jax, rejax, gymnax; e, p = gymnax.make("Pendulum-v1"); o, s = e.reset(jax.random.key(0), p); r = e.step(jax.random.key(1), s, jax.numpy.zeros(1), p); assert len(r) == 5, ("gymnax", m.version("gymnax"), "env.step returns", len(r), "values; rejax needs 5"); print("rejax", m.version("rejax"), "jax", jax.__version__, "gymnax", m.version("gymnax"))' ;;
   esac
 }
 
@@ -43,8 +45,11 @@ install_peer() {
       "$pip" install torch==2.13.0 || return 1
       "$pip" install "stable-baselines3" "gymnasium" || return 1 ;;
     rejax)
-      # rejax pins old gymnax/jax releases; let pip resolve them here, away from the project.
-      "$pip" install "rejax" || return 1 ;;
+      # rejax only asks for gymnax>=0.0.9, so pip takes gymnax 1.x, whose env.step returns 6
+      # values (terminated/truncated) where rejax 0.1.3 unpacks 5: pin the 0.0.x line here,
+      # in rejax's own venv, away from the project (which needs gymnax 1.x).
+      "$pip" install "rejax" "gymnax<1.0" "jax==$JAX_PIN" "jaxlib==$JAX_PIN" \
+        || "$pip" install "rejax" "gymnax<1.0" || return 1 ;;
   esac
 }
 

@@ -90,7 +90,7 @@ class GymOnPolicyRunner:
                              trunc.reshape(shape), final.reshape(shape + final.shape[1:]), info))
                 self._obs = obs.reshape(shape + obs.shape[1:])
             # [T, S, n, ...] -> per seed [S, T, n, ...]
-            stack = lambda i: jnp.swapaxes(jnp.stack([r[i] for r in rows]), 0, 1)  # noqa: E731
+            stack = lambda i, rows=rows: jnp.swapaxes(jnp.stack([r[i] for r in rows]), 0, 1)  # noqa: E731
             info = jax.tree.map(lambda *x: jnp.swapaxes(jnp.stack(x), 0, 1), *[r[6] for r in rows])
             rollout = Rollout(obs=stack(0), action=stack(1), reward=stack(2), terminated=stack(3),
                               truncated=stack(4), final_obs=stack(5), policy_info=info)

@@ -35,9 +35,9 @@ def test_vmapped_over_seeds_equals_looped():
     v_states, v_metrics = jax.jit(jax.vmap(AGENT.update, in_axes=(0, None, 0, 0)))(
         states, batch, upd_keys, hps)
     for i in range(2):
-        s_i = jax.tree.map(lambda x: x[i], states)
+        s_i = jax.tree.map(lambda x, i=i: x[i], states)
         new, metrics = UPDATE(s_i, batch, upd_keys[i], HP)
-        _close(jax.tree.map(lambda x: x[i], v_states), new)
+        _close(jax.tree.map(lambda x, i=i: x[i], v_states), new)
         _close({k: v[i] for k, v in v_metrics.items()}, metrics)
     # Different seeds give different critics (and identical twin critics never happen).
     assert not np.allclose(v_metrics["q/mean/0"][0], v_metrics["q/mean/0"][1])

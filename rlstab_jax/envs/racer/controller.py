@@ -40,8 +40,11 @@ class ControllerParams:
     preview_spacing: float = 4.0
 
 
+DEFAULT_CTRL = ControllerParams()
+
+
 def scripted_action(state: RacerState, params: EnvParams,
-                    ctrl: ControllerParams = ControllerParams()) -> jax.Array:
+                    ctrl: ControllerParams = DEFAULT_CTRL) -> jax.Array:
     """Action ``[3]`` in ``[-1, 1]`` (steer, gas, brake) for one env state (vmap for batches)."""
     track = get_track(state.track_id, params)
     v = state.speed
@@ -84,7 +87,7 @@ class Rollout(NamedTuple):
 
 
 def rollout(key: jax.Array, n_envs: int, n_steps: int, params: EnvParams | None = None,
-            steer_noise_std: float = 0.0, ctrl: ControllerParams = ControllerParams()
+            steer_noise_std: float = 0.0, ctrl: ControllerParams = DEFAULT_CTRL
             ) -> Rollout:
     """Drive ``n_envs`` envs for ``n_steps`` with the (noisy) scripted controller.
 
@@ -124,7 +127,7 @@ def first_episode_mask(ro: Rollout) -> jax.Array:
 
 
 def evaluate(key: jax.Array, n_envs: int = 64, params: EnvParams | None = None,
-             steer_noise_std: float = 0.0, ctrl: ControllerParams = ControllerParams()
+             steer_noise_std: float = 0.0, ctrl: ControllerParams = DEFAULT_CTRL
              ) -> dict[str, np.ndarray]:
     """First-episode statistics per env: ``return``, ``length``, ``lap`` (completed, bool).
 
@@ -140,12 +143,13 @@ def evaluate(key: jax.Array, n_envs: int = 64, params: EnvParams | None = None,
 
 def record_demos(path: str | os.PathLike, key: jax.Array, n_episodes: int = 10,
                  params: EnvParams | None = None, steer_noise_std: float = 0.0,
-                 ctrl: ControllerParams = ControllerParams(),
+                 ctrl: ControllerParams = DEFAULT_CTRL,
                  env_id: str = "Racer-v0") -> dict[str, Any]:
     """Record ``n_episodes`` scripted episodes into a demo ``.npz`` (design.md "Demo files").
 
-    Keys: ``obs, next_obs [N, *obs_shape] float32`` (uint8 for pixel envs), ``action [N, 3] float32`` in [-1, 1],
-    ``reward [N] float32``, ``terminated, truncated [N] bool``, ``episode_id [N] int32``,
+    Keys: ``obs, next_obs [N, *obs_shape] float32`` (uint8 for pixel envs),
+    ``action [N, 3] float32`` in [-1, 1], ``reward [N] float32``,
+    ``terminated, truncated [N] bool``, ``episode_id [N] int32``,
     ``env_id`` (0-d str), ``action_names`` (1-d str). Episodes are stored one after another
     and written with ``rlstab_jax.replay.demos.save_demos`` (no pickling). Field report 003 §9
     (demo replay).

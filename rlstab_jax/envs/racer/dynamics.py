@@ -7,8 +7,8 @@ beyond it is not turned into yaw (understeer: the car runs wide) and is scrubbed
 loss. With the default params (``max_steer`` 0.5 rad, wheelbase 2.5 m) a steering noise of
 std 0.135 (action units, i.e. a policy log-std floor of -2, field report 001 §1) asks for
 ~24 m/s**2 (std) of lateral acceleration at 30 m/s, beyond the 20 m/s**2 of grip, but only
-~4 m/s**2 at 12 m/s: the scripted driver with that noise laps ~7% slower and crashes in ~10%
-of laps at full speed, yet loses nothing when capped at 12 m/s.
+~4 m/s**2 at 12 m/s: the scripted driver with that noise laps ~10% slower and leaves the track
+for good in ~9% of laps at full speed, yet loses nothing when capped at 12 m/s.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ class CarState(NamedTuple):
 
 
 def map_action(action: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """Agent action ``[3]`` in ``[-1, 1]`` -> ``(steer in [-1, 1], gas in [0, 1], brake in [0, 1])``.
+    """Agent action ``[3]`` in ``[-1, 1]`` -> ``(steer [-1, 1], gas [0, 1], brake [0, 1])``.
 
     Actions are clipped first; gas and brake use ``(a + 1) / 2`` so that the agent's symmetric
     Box maps onto pedal travel (design.md "Actions").

@@ -48,7 +48,7 @@ class EnvParams(environment.EnvParams):
     """Racer parameters. Fields marked static change the compiled graph (shapes, track).
 
     Defaults: 0.1 s steps, a ~540 m lap 6 m wide, 40 m/s top speed, 20 m/s**2 of grip; the
-    scripted controller laps in ~220 steps. Reward terms default to neutral (report 003 §10).
+    scripted controller laps in ~224 steps. Reward terms default to neutral (report 003 §10).
     """
 
     max_steps_in_episode: int = 500

@@ -7,9 +7,11 @@ curvature stays well above the track half-width), driven counter-clockwise. The 
 resampled to ``N`` points equally spaced in arc length; tangents and signed curvature
 (``+`` = left turn) come from the analytic derivatives.
 
-Everything is pure JAX; ``fixed_track``/``track_bank`` evaluate it once per seed on the host and
-cache numpy constants, so the env bakes its track (or its bank of tracks for the
-random-per-episode option) into the compiled step.
+A seed names a shape through numpy's PCG64 (``sample_coefs``, host side, stable across JAX
+versions). ``build_track`` runs in JAX (jit/vmap-able, for in-graph generation) or numpy;
+``fixed_track``/``track_bank`` build on the host once per seed and cache the arrays, so the env
+bakes its track (or its bank of tracks for the random-per-episode option) into the compiled
+step. Projection and interpolation are pure JAX.
 
 Field reports 000/001/003 (TrackMania) are the reason this exists: a fast, jit/vmap-able track
 on which steering precision at speed matters.
@@ -27,6 +29,7 @@ from flax import struct
 
 #: Default tightest-corner radius as a fraction of the mean radius ``R``.
 MIN_RADIUS_RATIO = 0.25
+
 
 @struct.dataclass
 class Track:

@@ -9,7 +9,7 @@ from rlstab_jax.envs.racer import make_racer, racer_spec
 from rlstab_jax.replay.demos import load_demos
 
 
-N_EPISODES = 64  # same batch shape as test_mechanism: one compiled rollout serves both
+N_EPISODES = 64  # same batch shape as test_racer_mechanism: one compiled rollout serves both
 
 
 @pytest.fixture(scope="module")

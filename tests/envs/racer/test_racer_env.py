@@ -49,7 +49,7 @@ def test_vmapped_step_equals_looped_step():
     step = ENV.step
     for _ in range(3):
         batched = jax.vmap(ENV.step, (0, 0, 0, None))(keys, states, acts, PARAMS)
-        looped = [step(keys[i], jax.tree.map(lambda x: x[i], states), acts[i], PARAMS)
+        looped = [step(keys[i], jax.tree.map(lambda x, i=i: x[i], states), acts[i], PARAMS)
                   for i in range(4)]
         looped = jax.tree.map(lambda *xs: jnp.stack(xs), *looped)
         jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-5),
@@ -132,7 +132,7 @@ def test_pixel_obs_and_random_track():
     assert racer_spec(p).obs_dtype == "uint8" and racer_spec(p).obs_shape == (48, 48, 3)
     on_track = np.all(np.asarray(obs) == np.array([100, 100, 104]), -1)
     assert 0.05 < on_track.mean() < 0.6
-    ids = jax.vmap(env.reset, (0, None))(jax.random.split(KEY, 8), p)[1].track_id
+    ids = [int(env.reset(k, p)[1].track_id) for k in jax.random.split(KEY, 8)]
     assert len(np.unique(np.asarray(ids))) > 4  # a new track per episode
 
 
@@ -140,3 +140,19 @@ def test_unknown_param_is_a_one_line_config_error():
     with pytest.raises(ConfigError, match="unknown Racer parameter 'half_widht'.*half_width"):
         make_racer(half_widht=2.0)
     assert isinstance(Racer().default_params, EnvParams)
+
+
+def test_wall_hug_terminates_when_enabled():
+    """Fast, sideways, off the line, no progress: penalised, then terminated (report 003 §10)."""
+    p = PARAMS.replace(wall_hug_penalty=0.01, wall_hug_max_steps=1)
+    s = place(p, 100.0, offset=2.0, heading_error=1.57, speed=10.0)
+    out = []
+    for _ in range(2):
+        _, s, r, term, _, info = ENV.step(KEY, s, jnp.array([0.0, 0.0, -1.0]), p)
+        out.append((float(r), bool(term)))
+    assert out[0][0] < 0.0 and not out[0][1]
+    assert out[1][1] and not bool(info["lap_completed"])
+    # Neutral defaults: the same manoeuvre is neither penalised nor terminated.
+    s = place(PARAMS, 100.0, offset=2.0, heading_error=1.57, speed=10.0)
+    _, s, r, term, _, _ = ENV.step(KEY, s, jnp.array([0.0, 0.0, -1.0]), PARAMS)
+    assert abs(float(r)) < 0.05 and not bool(term)

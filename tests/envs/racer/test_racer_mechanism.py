@@ -2,8 +2,8 @@
 floor) costs laps at speed, std e^-20 does not; at low speed the same noise is harmless.
 
 One compiled rollout serves every case (noise std and params are traced). Measured on 64 seeds
-at defaults: e^-20 laps in 220 steps, all laps complete; e^-2 laps in ~244 steps (+10%) and
-~11% of laps end off track. The asserted margins are a fraction of that.
+at defaults: e^-20 laps in 224 steps, all laps complete; e^-2 laps in ~245 steps (+10%) and
+~9% of laps end off track. The asserted margins are a fraction of that.
 """
 
 import jax
