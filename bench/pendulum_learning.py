@@ -19,6 +19,7 @@ import numpy as np
 from rlstab_jax.config.loader import load_config
 from rlstab_jax.stability.telemetry import collapse_detector, stability_score
 from rlstab_jax.train.loop import run
+from rlstab_jax.train.metrics import read_metrics
 
 
 def evals_by_seed(rows, seeds):
@@ -37,21 +38,32 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--target", type=float, default=-200.0)
     p.add_argument("--target-steps", type=int, default=20_000)
+    p.add_argument("--baseline", type=float, default=-1200.0,
+                   help="return of a policy that learned nothing (random Pendulum ~ -1200); a "
+                        "collapse is a fall of > 30%% of the improvement over it")
+    p.add_argument("--rescore", metavar="RUN_DIR", nargs="*", default=[],
+                   help="score existing run directories instead of training")
     p.add_argument("--out", default="bench/results")
     args = p.parse_args()
     results = {}
-    for agent in args.agents:
+    jobs = [(a, None) for a in args.agents] if not args.rescore else \
+        [(Path(d).name, Path(d)) for d in args.rescore]
+    for agent, run_dir in jobs:
         t0 = time.time()
-        cfg = load_config(f"{agent}/pendulum", [
-            f"train.total_steps={args.steps}", f"train.seeds={args.seeds}",
-            "train.eval_every=2000", "train.eval_episodes=5", "log.progress=false",
-            "checkpoint.enabled=false", f"run.dir=runs/bench-learning-{agent}-{args.steps}"])
-        res = run(cfg)
-        steps, table = evals_by_seed(res.rows, args.seeds)
+        if run_dir is None:
+            cfg = load_config(f"{agent}/pendulum", [
+                f"train.total_steps={args.steps}", f"train.seeds={args.seeds}",
+                "train.eval_every=2000", "train.eval_episodes=5", "log.progress=false",
+                "checkpoint.enabled=false", f"run.dir=runs/bench-learning-{agent}-{args.steps}"])
+            rows = run(cfg).rows
+        else:
+            rows = read_metrics(run_dir / "metrics.jsonl")
+        steps, table = evals_by_seed(rows, args.seeds)
         within = [i for i, s in enumerate(steps) if s <= args.target_steps]
         best_within = np.nanmax(table[:, within], axis=1)
         reached = int(np.sum(best_within >= args.target))
-        collapsed = np.asarray(collapse_detector(np.nan_to_num(table, nan=-1e9), 0.3, 3))
+        collapsed = np.asarray(collapse_detector(np.nan_to_num(table, nan=-1e9), 0.3, 3,
+                                                 baseline=args.baseline))
         score = np.asarray(stability_score(table[:, -5:]))
         results[agent] = {
             "steps": args.steps, "seeds": args.seeds, "wall_s": round(time.time() - t0, 1),
@@ -65,7 +77,8 @@ def main() -> None:
                                   if k not in ("eval_return", "eval_steps")}}))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"pendulum_learning_{args.steps}.json").write_text(json.dumps(results, indent=1))
+    name = "rescore" if args.rescore else "_".join(args.agents)
+    (out / f"pendulum_learning_{name}_{args.steps}.json").write_text(json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":

@@ -64,14 +64,21 @@ def stability_score(eval_returns: chex.Array, eps: float = 1e-6) -> jax.Array:
 
 
 def collapse_detector(
-    eval_returns: chex.Array, drop_frac: float = 0.3, patience: int = 3, eps: float = 1e-8
+    eval_returns: chex.Array,
+    drop_frac: float = 0.3,
+    patience: int = 3,
+    eps: float = 1e-8,
+    baseline: float | chex.Array | None = None,
 ) -> jax.Array:
     """Flags seeds whose eval return stayed far below their best for ``patience`` evals.
 
     Eval ``t`` of a seed is "down" when ``x_t < best_t - drop_frac * max(|best_t|, eps)``
     with ``best_t = max_{s<=t} x_s`` (best so far, not the future best). Using
     ``|best|`` makes the rule work for negative returns (best -100, drop 0.3: down below
-    -130). A seed has collapsed if it was down for ``patience`` CONSECUTIVE evals at any
+    -130). With a ``baseline`` (e.g. the random policy's return) the drop is measured
+    against the improvement instead: down below ``best_t - drop_frac * (best_t - baseline)``.
+    Use it when returns are negative and best is near 0 (Pendulum: best -50, random
+    -1200 — a 30% drop of |best| would be -65, inside evaluation noise). A seed has collapsed if it was down for ``patience`` CONSECUTIVE evals at any
     point (a recovery afterwards does not clear the flag).
 
     Failure prevented: late collapses hidden by averaging over seeds or by looking only
@@ -83,7 +90,8 @@ def collapse_detector(
       eval_returns: ``[S, E]`` (seeds x evals, oldest first).
       drop_frac: relative drop from the best that counts as down (may be traced).
       patience: consecutive down evals needed (may be traced).
-      eps: floor for ``|best|``.
+      eps: floor for the scale.
+      baseline: optional return of a policy that learned nothing (scalar or ``[S]``).
 
     Returns:
       ``bool[S]``.
@@ -92,7 +100,11 @@ def collapse_detector(
     chex.assert_type(eval_returns, float)
     x = eval_returns.astype(jnp.float32)
     best = jax.lax.cummax(x, axis=1)
-    down = x < best - drop_frac * jnp.maximum(jnp.abs(best), eps)
+    if baseline is None:
+        scale = jnp.abs(best)
+    else:
+        scale = best - jnp.reshape(jnp.asarray(baseline, jnp.float32), (-1, 1))
+    down = x < best - drop_frac * jnp.maximum(scale, eps)
 
     def step(carry, down_t):
         run, hit = carry

@@ -129,3 +129,22 @@ def test_per_dim_metrics():
     assert list(per_dim_metrics("alpha", a)) == ["alpha/0", "alpha/1", "alpha/2"]
     with pytest.raises(ValueError, match="names"):
         per_dim_metrics("alpha", a, ("steer",))
+
+
+def test_collapse_detector_with_baseline_measures_drop_of_improvement():
+    # Pendulum-like: random -1200, best -50. Evals at -150 are 8.7% of the improvement
+    # below best (not a collapse); -600 is 47.8% below (a collapse after 3 evals).
+    import jax.numpy as jnp
+
+    from rlstab_jax.stability.telemetry import collapse_detector
+
+    noisy = jnp.array([[-900.0, -50.0, -150.0, -160.0, -140.0, -150.0]])
+    fell = jnp.array([[-900.0, -50.0, -600.0, -650.0, -700.0, -100.0]])
+    assert bool(collapse_detector(noisy)[0])  # relative-to-|best| rule flags noise
+    assert not bool(collapse_detector(noisy, baseline=-1200.0)[0])
+    assert bool(collapse_detector(fell, baseline=-1200.0)[0])
+    # two seeds, per-seed baselines
+    both = jnp.concatenate([noisy, fell])
+    np.testing.assert_array_equal(
+        np.asarray(collapse_detector(both, baseline=jnp.array([-1200.0, -1200.0]))),
+        [False, True])
