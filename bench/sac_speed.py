@@ -263,8 +263,10 @@ def ratios(rows: dict[str, dict[str, Any]], ceiling: dict[str, Any] | None) -> l
         out.append({"ratio": label, "value": None if r is None else round(r, 2), "goal": goal,
                     "met": None if r is None or goal is None else r >= goal})
     for ours_single, ours_multi, label in (
-            ("ours SAC gymnax", "ours SAC gymnax x16 seeds", "ours: 16-seed vmap aggregate / single seed"),
-            ("rejax SAC gymnax", "rejax SAC gymnax x16 seeds", "rejax: 16-seed vmap aggregate / single seed")):
+            ("ours SAC gymnax", "ours SAC gymnax x16 seeds",
+             "ours: 16-seed vmap aggregate / single seed"),
+            ("rejax SAC gymnax", "rejax SAC gymnax x16 seeds",
+             "rejax: 16-seed vmap aggregate / single seed")):
         a, b = rows.get(ours_single, {}), rows.get(ours_multi, {})
         if a.get("steady_sps") and b.get("steady_sps_aggregate"):
             r = b["steady_sps_aggregate"] / a["steady_sps"]
@@ -283,7 +285,8 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [f"# SAC speed, {result['date']}", "",
              f"Machine: {result['machine']}; load average at start {result['load_start']}, "
              f"at end {result['load_end']}. jax {result.get('jax')}.", "",
-             "| run | steady env steps/s | aggregate | compile / start-up s | timed steps | total s |",
+             "| run | steady env steps/s | aggregate | compile / start-up s | timed steps "
+             "| total s |",
              "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for r in result["runs"]:
         if "error" in r:
@@ -341,8 +344,9 @@ def main() -> None:
         r["load_after"] = load_avg()
         result["runs"].append(r)
         rows[r["name"]] = r
+        agg = r.get("steady_sps_aggregate", r.get("steady_sps"))
         msg = r.get("error") or (f"{r['steady_sps']:8.1f} steps/s steady"
-                                 f" (aggregate {r.get('steady_sps_aggregate', r['steady_sps']):.1f}),"
+                                 f" (aggregate {agg:.1f}),"
                                  f" compile/start-up {r['compile_or_startup_s']:.1f} s,"
                                  f" total {r['seconds_total']:.1f} s")
         print(f"{r['name']:28s} {msg}  [load {r['load_after']}]", flush=True)

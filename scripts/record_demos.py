@@ -58,17 +58,11 @@ def import_policy(target: str) -> Policy:
 
 
 def load_checkpoint_policy(path: str, spec: EnvSpec, deterministic: bool = True) -> Policy:
-    """Hook: a policy from a training checkpoint (``rlstab_jax.train.checkpoint.load_policy``).
+    """A policy from a training run directory (best checkpoint, else latest; seed 0)."""
+    from rlstab_jax.train.policy_io import load_policy
 
-    The training side provides ``load_policy(path, spec, deterministic) -> policy``; until it
-    exists this raises a clear error.
-    """
-    try:
-        from rlstab_jax.train.checkpoint import load_policy  # type: ignore[attr-defined]
-    except ImportError:
-        raise ConfigError("--checkpoint: rlstab_jax.train.checkpoint.load_policy is not "
-                          "available in this version; use --policy") from None
-    return load_policy(path, spec, deterministic)
+    batched = load_policy(path, spec, deterministic)
+    return lambda obs, key: batched(jax.numpy.asarray(obs)[None], key)[0]
 
 
 def record(env: Any, policy: Policy, n_steps: int, key: jax.Array) -> dict[str, np.ndarray]:

@@ -30,7 +30,12 @@ class Tick(BaseCallback):
 
 
 def main() -> None:
-    args = parser(__doc__).parse_args()
+    ap = parser(__doc__)
+    ap.add_argument("--torch-threads", type=int, default=None,
+                    help="torch.set_num_threads (default: torch's own choice, all cores)")
+    args = ap.parse_args()
+    if args.torch_threads:
+        torch.set_num_threads(args.torch_threads)
     skip = args.skip if args.skip is not None else 500
     clock = StepClock(args.steps)
     env = gym.make("Pendulum-v1")
