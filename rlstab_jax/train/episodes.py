@@ -46,3 +46,14 @@ def episode_update(stats: EpisodeStats, reward: jax.Array, done: jax.Array) -> E
         done_return=stats.done_return + jnp.sum(d * ret),
         done_length=stats.done_length + jnp.sum(d * length.astype(jnp.float32)),
         done_count=stats.done_count + jnp.sum(d))
+
+
+def nonfinite_streak(streak: jax.Array, metrics: dict) -> tuple[jax.Array, dict]:
+    """Count consecutive update calls that skipped a non-finite step (the loop stops at K).
+
+    Agents report ``nonfinite/skipped`` (skipped gradient steps in this call); the streak
+    resets on the first clean call and is added to the metrics as ``nonfinite/streak``.
+    """
+    skipped = metrics.get("nonfinite/skipped", jnp.zeros(()))
+    streak = jnp.where(skipped > 0, streak + 1, 0).astype(jnp.int32)
+    return streak, dict(metrics, **{"nonfinite/streak": streak.astype(jnp.float32)})

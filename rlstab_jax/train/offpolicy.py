@@ -20,7 +20,7 @@ from rlstab_jax.agents.base import Batch, OffPolicyAgent
 from rlstab_jax.envs.jax_env import JaxEnv
 from rlstab_jax.replay.buffer import Replay, ReplayRow, make_replay
 from rlstab_jax.train.demo_mix import DemoMixer
-from rlstab_jax.train.episodes import EpisodeStats, episode_update
+from rlstab_jax.train.episodes import EpisodeStats, episode_update, nonfinite_streak
 
 
 @flax.struct.dataclass
@@ -123,9 +123,7 @@ class OffPolicyDriver:
             batch, metrics = self.demos.mix(k_mix, batch, s.env_steps, hparams["gamma"])
         agent_state, agent_metrics = self.agent.update(s.agent, batch, k_update, hparams)
         metrics.update(agent_metrics)
-        skipped = metrics.get("nonfinite/skipped", jnp.zeros(()))
-        streak = jnp.where(skipped > 0, s.nonfinite_streak + 1, 0).astype(jnp.int32)
-        metrics["nonfinite/streak"] = streak.astype(jnp.float32)
+        streak, metrics = nonfinite_streak(s.nonfinite_streak, metrics)
         return s.replace(agent=agent_state, key=key, nonfinite_streak=streak), metrics
 
     def chunk(self, states: OffPolicyState, hparams: Any):

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 
 from rlstab_jax.agents.base import OnPolicyAgent, Rollout
 from rlstab_jax.envs.jax_env import JaxEnv
-from rlstab_jax.train.episodes import EpisodeStats, episode_update
+from rlstab_jax.train.episodes import EpisodeStats, episode_update, nonfinite_streak
 
 
 @flax.struct.dataclass
@@ -82,9 +82,7 @@ class OnPolicyDriver:
         s, rollout = jax.lax.scan(step, s, None, length=self.agent.rollout_len)
         key, k_up = jax.random.split(s.key)
         agent_state, metrics = self.agent.update(s.agent, rollout, s.obs, k_up, hparams)
-        skipped = metrics.get("nonfinite/skipped", jnp.zeros(()))
-        streak = jnp.where(skipped > 0, s.nonfinite_streak + 1, 0).astype(jnp.int32)
-        metrics = dict(metrics, **{"nonfinite/streak": streak.astype(jnp.float32)})
+        streak, metrics = nonfinite_streak(s.nonfinite_streak, metrics)
         return s.replace(agent=agent_state, key=key, nonfinite_streak=streak), metrics
 
     def chunk(self, states: OnPolicyState, hparams: Any):

@@ -15,7 +15,7 @@ import numpy as np
 
 from rlstab_jax.agents.base import Rollout
 from rlstab_jax.envs.gym_env import GymVecEnv
-from rlstab_jax.train.episodes import EpisodeStats, episode_update
+from rlstab_jax.train.episodes import EpisodeStats, episode_update, nonfinite_streak
 from rlstab_jax.train.onpolicy import OnPolicyDriver, OnPolicyState
 
 
@@ -62,9 +62,7 @@ class GymOnPolicyRunner:
                 eps = episode_update(eps, ro.reward[t], ro.terminated[t] | ro.truncated[t])
             key, k_up = jax.random.split(s.key)
             agent_state, metrics = d.agent.update(s.agent, ro, last, k_up, hp)
-            skipped = metrics.get("nonfinite/skipped", jnp.zeros(()))
-            streak = jnp.where(skipped > 0, s.nonfinite_streak + 1, 0).astype(jnp.int32)
-            metrics = dict(metrics, **{"nonfinite/streak": streak.astype(jnp.float32)})
+            streak, metrics = nonfinite_streak(s.nonfinite_streak, metrics)
             steps = s.env_steps + d.n_envs * d.agent.rollout_len
             return s.replace(agent=agent_state, key=key, obs=last, env_steps=steps,
                              episodes=eps, nonfinite_streak=streak), metrics
