@@ -251,86 +251,75 @@ def update_section(n: int) -> dict[str, Any]:
 # gymnasium driver breakdown
 # ---------------------------------------------------------------------------------------
 def gym_section(preset: str, overrides: list[str], steps: int) -> dict[str, Any]:
+    """Wrap the runner's jitted calls and the simulator step with timers, then run chunks.
+
+    Works by instrumenting the attributes ``runner._act``, ``runner._observe`` and
+    ``runner.venv.step`` (whatever their signatures), so it follows changes to the driver.
+    "act" includes the device->host read of the action (the host blocks there until the
+    previous update has finished: that wait is where an update longer than the host's own work
+    shows up); in the synchronous variant the update is waited for right after dispatch.
+    """
     from rlstab_jax.config.loader import load_config
-    from rlstab_jax.replay.buffer import ReplayRow
     from rlstab_jax.train.session import build_session
 
     cfg = load_config(preset, ["env.backend=gymnasium", "train.learning_starts=1000",
-                               "train.chunk_steps=500", "checkpoint.enabled=false",
+                               f"train.chunk_steps={steps}", "checkpoint.enabled=false",
                                "log.progress=false", *overrides])
     sess = build_session(cfg)
-    runner, d = sess.runner, sess.driver
+    runner = sess.runner
     st, hp = sess.init_state(), sess.hparams
-    for _ in range(3):  # 1000 warm-up steps + 500 learning steps (compiles everything)
+    while int(np.asarray(st.env_steps).reshape(-1)[0]) < 1000 + steps:  # compile everything
         st, m = sess.chunk(st, hp)
     jax.block_until_ready(st)
-    S, n = 1, d.n_envs
-    msum = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype),
-                        jax.eval_shape(jax.vmap(d.update), st, hp)[1])
-    obs = runner._obs
+    act0, obs0, step0 = runner._act, runner._observe, runner.venv.step
+    t: dict[str, float] = {}
+    sync = {"on": False}
 
-    def loop(sync: bool):
-        nonlocal st, obs, msum
-        t = {"act+sync": 0.0, "add+update dispatch": 0.0, "env.step (host)": 0.0,
-             "update wait (sync only)": 0.0}
-        pending = None
-        t_all = time.perf_counter()
-        for _ in range(steps):
+    def timed(key, fn, block=None):
+        def wrapper(*a, **k):
             t0 = time.perf_counter()
-            st, action = runner._act(st, obs, hp)
-            a_np = np.asarray(action)
+            out = fn(*a, **k)
+            if block is not None:
+                out = block(out)
+            t[key] = t.get(key, 0.0) + time.perf_counter() - t0
+            return out
+        return wrapper
+
+    def act_block(out):  # the runner reads the action right away: include that read here
+        jax.block_until_ready(out)
+        return out
+
+    def obs_block(out):
+        if sync["on"]:
             t1 = time.perf_counter()
-            t["act+sync"] += t1 - t0
-            if pending is not None:
-                st, msum = runner._observe(st, pending, hp, msum, do_update=True)
-                t2 = time.perf_counter()
-                t["add+update dispatch"] += t2 - t1
-                if sync:
-                    jax.block_until_ready(st)
-                    t["update wait (sync only)"] += time.perf_counter() - t2
-            t3 = time.perf_counter()
-            o2, r, term, trunc, final = runner.venv.step(a_np.reshape((S * n,) + a_np.shape[2:]))
-            t["env.step (host)"] += time.perf_counter() - t3
-            pending = ReplayRow(obs=obs, action=a_np, reward=r.reshape(S, n),
-                                next_obs=final.reshape((S, n) + final.shape[1:]),
-                                terminated=term.reshape(S, n), truncated=trunc.reshape(S, n),
-                                is_demo=np.zeros((S, n), bool))
-            obs = o2.reshape((S, n) + o2.shape[1:])
-        jax.block_until_ready(st)
-        total = time.perf_counter() - t_all
+            jax.block_until_ready(out)
+            t["update wait (sync only)"] = t.get("update wait (sync only)", 0.0) + \
+                time.perf_counter() - t1
+        return out
+
+    runner._act = timed("act (+ wait for previous update) + read", act0, act_block)
+    runner._observe = timed("add + update dispatch", obs0, obs_block)
+    runner.venv.step = timed("env.step (host)", step0)
+    out: dict[str, Any] = {}
+    for label, on in (("async (as the runner does)", False),
+                      ("synchronous (update time visible)", True)):
+        sync["on"] = on
+        t.clear()
+        t0 = time.perf_counter()
+        st, m = sess.chunk(st, hp)
+        jax.block_until_ready((st, m))
+        total = time.perf_counter() - t0
         res = {k: round(v / steps * 1e3, 3) for k, v in t.items()}
+        res["other host work"] = round((total - sum(t.values())) / steps * 1e3, 3)
         res["total ms/step"] = round(total / steps * 1e3, 3)
         res["steps/s"] = round(steps / total, 1)
-        return res
-
-    # State size the jitted calls carry (replay dominates): bytes copied if not donated.
-    nbytes = sum(x.nbytes for x in jax.tree.leaves(st))
-    replay_bytes = sum(x.nbytes for x in jax.tree.leaves(st.replay))
-    out = {"async (as the runner does)": loop(False), "synchronous (update time visible)":
-           loop(True), "state_MB": round(nbytes / 2 ** 20, 2),
-           "replay_MB": round(replay_bytes / 2 ** 20, 2)}
-    # Cost of one jitted call that only adds a row (no update): dispatch + state copy.
-    t0 = time.perf_counter()
-    for _ in range(200):
-        st2, _ = runner._observe(st, pending_row(st, obs), hp, msum, do_update=False)
-        jax.block_until_ready(st2)
-    out["add-only call ms"] = round((time.perf_counter() - t0) / 200 * 1e3, 3)
-    t0 = time.perf_counter()
-    for _ in range(200):
-        st2, a = runner._act(st, obs, hp)
-        np.asarray(a)
-    out["act-only call ms"] = round((time.perf_counter() - t0) / 200 * 1e3, 3)
+        out[label] = res
+    runner._act, runner._observe, runner.venv.step = act0, obs0, step0
+    out["state_MB"] = round(sum(x.nbytes for x in jax.tree.leaves(st)) / 2 ** 20, 2)
+    out["replay_MB"] = round(sum(x.nbytes for x in jax.tree.leaves(st.replay)) / 2 ** 20, 2)
+    out["state_leaves"] = len(jax.tree.leaves(st))
     runner.venv.close()
     return out
-
-
-def pending_row(st, obs):
-    from rlstab_jax.replay.buffer import ReplayRow
-
-    return ReplayRow(obs=obs, action=np.zeros(obs.shape[:2] + (ACT,), np.float32),
-                     reward=np.zeros(obs.shape[:2], np.float32), next_obs=obs,
-                     terminated=np.zeros(obs.shape[:2], bool),
-                     truncated=np.zeros(obs.shape[:2], bool), is_demo=np.zeros(obs.shape[:2], bool))
 
 
 # ---------------------------------------------------------------------------------------

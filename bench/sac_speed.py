@@ -50,7 +50,7 @@ PEERS: list[tuple[str, str, str, list[str], str]] = [
     ("sbx SAC", "sbx", "sbx_run.py", ["--algo", "sac"], "sac"),
     ("sbx TQC", "sbx", "sbx_run.py", ["--algo", "tqc"], "sac"),
     ("sbx DroQ", "sbx", "sbx_run.py", ["--algo", "droq"], "droq"),
-    ("sb3 SAC", "sb3", "sb3_run.py", [], "sac"),
+    ("sb3 SAC", "sb3", "sb3_run.py", [], "sb3"),
     ("rejax SAC gymnax", "rejax", "rejax_run.py", [], "sac"),
     ("rejax SAC gymnax x16 seeds", "rejax", "rejax_run.py", ["--seeds", "16"], "vmap"),
 ]
@@ -315,6 +315,8 @@ def main() -> None:
                     help="env steps after learning_starts for SAC/TQC runs (default 4000)")
     ap.add_argument("--droq-steps", type=int, default=400,
                     help="env steps after learning_starts for DroQ (UTD 20) runs (default 400)")
+    ap.add_argument("--sb3-steps", type=int, default=2000,
+                    help="timed env steps for stable-baselines3 (slow, and very slow under load)")
     ap.add_argument("--vmap-steps", type=int, default=2000,
                     help="env steps per seed after learning_starts for the 16-seed runs")
     ap.add_argument("--only", choices=("ours", "peers"), default=None)
@@ -326,8 +328,9 @@ def main() -> None:
     ap.add_argument("--peer-timeout", type=float, default=900.0)
     ap.add_argument("--out", default=str(RESULTS / "sac_speed"))
     args = ap.parse_args()
-    budget = {"sac": args.steps, "droq": args.droq_steps, "vmap": args.vmap_steps}
-    chunk = {"sac": 500, "droq": 100, "vmap": 500}
+    budget = {"sac": args.steps, "droq": args.droq_steps, "vmap": args.vmap_steps,
+              "sb3": args.sb3_steps}
+    chunk = {"sac": 500, "droq": 100, "vmap": 500, "sb3": 500}
 
     import jax
 

@@ -35,8 +35,12 @@ class GymOffPolicyRunner:
 
     def __post_init__(self) -> None:
         self._obs: np.ndarray | None = None
+        # act reads only the agent and returns only keys + actions; observe donates the state
+        # (without donation XLA would copy the whole replay buffer on every env step).
         self._act = jax.jit(self._act_impl)
-        self._observe = jax.jit(self._observe_impl, static_argnames=("do_update",))
+        self._observe = jax.jit(
+            self._observe_impl, static_argnames=("do_update",), donate_argnums=(0, 3)
+        )
 
     # ---- device functions -------------------------------------------------------------
     def init(self, keys: jax.Array, hparams: Any) -> OffPolicyState:
@@ -70,16 +74,17 @@ class GymOffPolicyRunner:
 
         return jax.jit(jax.vmap(one))(keys, hparams)
 
-    def _act_impl(self, states: OffPolicyState, obs: jax.Array, hparams: Any):
+    def _act_impl(self, agent: Any, keys: jax.Array, env_steps: jax.Array, obs: jax.Array,
+                  hparams: Any):
         d = self.driver
 
-        def one(s, o, hp):
-            key, k_act, k_rand = jax.random.split(s.key, 3)
-            pol = d.agent.act(s.agent, o, k_act, hp, deterministic=False)
+        def one(a, k, steps, o, hp):
+            key, k_act, k_rand = jax.random.split(k, 3)
+            pol = d.agent.act(a, o, k_act, hp, deterministic=False)
             rnd = random_actions(k_rand, d.env.spec, d.n_envs)
-            return s.replace(key=key), jnp.where(s.env_steps >= d.learning_starts, pol, rnd)
+            return key, jnp.where(steps >= d.learning_starts, pol, rnd)
 
-        return jax.vmap(one)(states, obs, hparams)
+        return jax.vmap(one)(agent, keys, env_steps, obs, hparams)
 
     def _observe_impl(
         self, states: OffPolicyState, row: ReplayRow, hparams: Any, msum: Any, do_update: bool
@@ -116,7 +121,9 @@ class GymOffPolicyRunner:
         updates = 0
         pending = None
         for _ in range(iters):
-            states, action = self._act(states, self._obs, hparams)
+            keys, action = self._act(states.agent, states.key, states.env_steps, self._obs,
+                                     hparams)
+            states = states.replace(key=keys)
             a_np = np.asarray(action)
             if pending is not None:
                 states, msum = self._flush(states, pending, hparams, msum, steps)

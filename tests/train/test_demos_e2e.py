@@ -17,8 +17,8 @@ def test_demo_replay_with_decaying_weight(tmp_path):
     cfg = load_config("sac/racer", [
         "agent.actor_hidden=[32,32]", "agent.critic_hidden=[32,32]", "agent.batch_size=64",
         f"replay.demos={tmp_path / 'demos.npz'}", "replay.demo_weight=3.0",
-        "replay.demo_decay_samples=2000", "replay.demo_repeat=2", "train.total_steps=2400",
-        "train.learning_starts=400", "train.chunk_steps=800", "train.eval_every=2400",
+        "replay.demo_decay_samples=1500", "replay.demo_repeat=2", "train.total_steps=1200",
+        "train.learning_starts=200", "train.chunk_steps=400", "train.eval_every=1200",
         "train.eval_episodes=1", "log.progress=false", "log.plot=false",
         "checkpoint.enabled=false", f"run.dir={tmp_path / 'run'}"])
     res = run(cfg)

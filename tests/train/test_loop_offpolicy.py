@@ -64,6 +64,7 @@ def test_sac_pendulum_smoke_learns(tmp_path):
     assert evals[-1] > -700, evals
 
 
+@pytest.mark.slow  # the on-policy twin in test_loop_onpolicy.py runs in CI
 def test_sac_seed_in_vmapped_run_equals_single_run(tmp_path):
     common = ["env.n_envs=2", "train.total_steps=600", "train.learning_starts=200",
               "train.chunk_steps=200", "train.eval_every=600", "train.eval_episodes=1"]
