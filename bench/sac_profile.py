@@ -358,19 +358,68 @@ def gymnax_section(seeds: int, chunk: int) -> dict[str, Any]:
             "collect + add share of a step": round(1 - tu / t, 3)}
 
 
+def droq_section(reps: int = 2) -> dict[str, Any]:
+    """DroQ update (20 critic + 1 actor update per env step) with its parts switched off.
+
+    Every variant is the same compiled scan shape (U = 20, policy delay 20); the differences
+    isolate the cost of dropout (random bits for the masks), LayerNorm and the PRNG."""
+    from rlstab_jax.agents import registry
+    from rlstab_jax.agents.base import Batch
+    from rlstab_jax.config.loader import load_config
+    from rlstab_jax.config.split import extract_hparams
+    from rlstab_jax.envs import registry as env_registry
+
+    out: dict[str, Any] = {"prng_impl": str(jax.config.jax_default_prng_impl)}
+    variants = [("DroQ preset (dropout 0.01 + LayerNorm)", []),
+                ("no dropout (LayerNorm only)", ["agent.dropout=0.0"]),
+                ("no LayerNorm (dropout only)", ["agent.layer_norm=false"]),
+                ("neither (plain SAC critics, UTD 20)", ["agent.dropout=0.0",
+                                                         "agent.layer_norm=false"])]
+    for name, ov in variants:
+        cfg = load_config("droq/pendulum", ["env.backend=gymnax", *ov])
+        env = env_registry.make_jax(cfg.env.id, cfg.env.kwargs, 0, 0)
+        agent = registry.get(cfg.agent_name).make_agent(cfg.agent, env.spec)
+        hp = {k: jnp.asarray(v, jnp.float32) for k, v in extract_hparams(cfg.agent).items()}
+        st = agent.init(jax.random.key(0), hp)
+        o, a, r, o2, d = _lean_batch(20)
+        b = Batch(obs=o, action=a, reward=r, next_obs=o2, terminated=d.astype(bool),
+                  discount=jnp.full((20, B), 0.99), is_demo=jnp.zeros((20, B)))
+        f = jax.jit(agent.update)
+        jax.block_until_ready(f(st, b, jax.random.key(1), hp))
+        t = _best(lambda f=f, st=st, b=b, hp=hp: f(st, b, jax.random.key(2), hp), reps)
+        out[name] = {"ms_per_env_step": round(t * 1e3, 1), "env_steps_per_s": round(1 / t, 2)}
+        print(name, out[name], flush=True)
+    # Random bits alone: the dropout masks of one env step (20 critic updates: target + online
+    # forward, 2 critics x 2 hidden layers x [256, 256]; plus the actor update's forward).
+    n_bits = (20 * 2 + 1) * 2 * 2 * B * H
+    bits = jax.jit(lambda k: jax.random.bernoulli(k, 0.99, (n_bits,)).sum())
+    bits(jax.random.key(0)).block_until_ready()
+    t = _best(lambda: bits(jax.random.key(1)), 3)
+    out["dropout masks of one env step alone"] = {"n_random": n_bits,
+                                                  "ms": round(t * 1e3, 1)}
+    print("masks alone", out["dropout masks of one env step alone"], flush=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--section", choices=("update", "gym", "gymnax", "all"), default="all")
+    ap.add_argument("--section", choices=("update", "gym", "gymnax", "droq", "all"), default="all")
     ap.add_argument("--updates", type=int, default=100)
     ap.add_argument("--gym-steps", type=int, default=300)
     ap.add_argument("--out", default=str(RESULTS / "sac_profile.json"))
+    ap.add_argument("--prng", default=None, choices=("threefry2x32", "rbg", "unsafe_rbg"),
+                    help="jax_default_prng_impl for our side (an experiment; default: JAX's)")
     args = ap.parse_args()
+    if args.prng:
+        jax.config.update("jax_default_prng_impl", args.prng)
     res: dict[str, Any] = {"load_start": list(os.getloadavg()), "jax": jax.__version__}
     if args.section in ("update", "all"):
         res["update"] = update_section(args.updates)
     if args.section in ("gym", "all"):
         res["gym SAC"] = gym_section("sac/pendulum", [], args.gym_steps)
         print("gym SAC", json.dumps(res["gym SAC"], indent=1), flush=True)
+    if args.section in ("droq", "all"):
+        res["droq"] = droq_section()
     if args.section in ("gymnax", "all"):
         for seeds in (1, 16):
             res[f"gymnax SAC x{seeds}"] = gymnax_section(seeds, 500)

@@ -347,19 +347,24 @@ def main() -> None:
     ap.add_argument("--no-ceiling", action="store_true")
     ap.add_argument("--peer-timeout", type=float, default=900.0)
     ap.add_argument("--out", default=str(RESULTS / "sac_speed"))
+    ap.add_argument("--prng", default=None, choices=("threefry2x32", "rbg", "unsafe_rbg"),
+                    help="jax_default_prng_impl for our side (an experiment; default: JAX's)")
     args = ap.parse_args()
+    import jax
+
+    if args.prng:
+        jax.config.update("jax_default_prng_impl", args.prng)
     budget = {"sac": args.steps, "droq": args.droq_steps, "vmap": args.vmap_steps,
               "sb3": args.sb3_steps}
     # Chunk = the skipped first learning window as well (peers skip the same number of steps);
     # 250 leaves clean (compile-free) warm-up chunks to measure the warm-up rate on.
     chunk = {"sac": 250, "droq": 100, "vmap": 250, "sb3": 250}
 
-    import jax
-
     result: dict[str, Any] = {
         "date": _dt.datetime.now().isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cpus, {platform.python_version()}",
-        "jax": jax.__version__, "load_start": load_avg(), "settings": {
+        "jax": jax.__version__, "prng_impl": str(jax.config.jax_default_prng_impl),
+        "load_start": load_avg(), "settings": {
             "env": "Pendulum-v1", "seeds": 1, "utd": 1, "batch": 256, "actor": [256, 256],
             "critics": "2 x [256, 256]", "learning_starts": LEARNING_STARTS,
             "learn_steps": budget, "evaluation": "none"}, "runs": []}
