@@ -1,6 +1,6 @@
 """Where the time of an rlstab_jax SAC step goes (evidence for bench/README.md "Findings").
 
-    python bench/sac_profile.py [--section update|gym|gymnax|all] [--updates 100]
+    python bench/sac_profile.py [--section update|gym|gymnax|droq|calls|tqc|all]
 
 * ``update``: update-only throughput (U updates in one jitted scan on a fixed batch, no env, no
   replay) of our SAC/TQC/DroQ updates and of config variants, against a lean reference SAC
@@ -11,8 +11,12 @@
   execution time when the loop is made synchronous.
 * ``gymnax``: the pure-JAX chunk per env step against update-only per update: the cost of
   collect + replay add + replay sample inside the scan.
+* ``droq``: the DroQ update with dropout / LayerNorm switched off (and ``--prng rbg``).
+* ``calls``: one standalone update call vs per update inside a scan, and under ``vmap`` over
+  one seed (run again with ``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false``).
+* ``tqc``: the sort of the pooled target atoms and the pairwise quantile Huber loss.
 
-Writes ``bench/results/sac_profile.json``.
+Writes ``--out`` (default ``bench/results/sac_profile.json``).
 """
 
 from __future__ import annotations
@@ -309,6 +313,8 @@ def gym_section(preset: str, overrides: list[str], steps: int) -> dict[str, Any]
         st, m = sess.chunk(st, hp)
         jax.block_until_ready((st, m))
         total = time.perf_counter() - t0
+        if "update wait (sync only)" in t:  # the wrapper's time includes the wait: split it
+            t["add + update dispatch"] -= t["update wait (sync only)"]
         res = {k: round(v / steps * 1e3, 3) for k, v in t.items()}
         res["other host work"] = round((total - sum(t.values())) / steps * 1e3, 3)
         res["total ms/step"] = round(total / steps * 1e3, 3)
@@ -401,9 +407,88 @@ def droq_section(reps: int = 2) -> dict[str, Any]:
     return out
 
 
+def _agent(preset: str, overrides: list[str]):
+    from rlstab_jax.agents import registry
+    from rlstab_jax.config.loader import load_config
+    from rlstab_jax.config.split import extract_hparams
+    from rlstab_jax.envs import registry as env_registry
+
+    cfg = load_config(preset, ["env.backend=gymnax", *overrides])
+    env = env_registry.make_jax(cfg.env.id, cfg.env.kwargs, 0, 0)
+    agent = registry.get(cfg.agent_name).make_agent(cfg.agent, env.spec)
+    hp = {k: jnp.asarray(v, jnp.float32) for k, v in extract_hparams(cfg.agent).items()}
+    return cfg, agent, hp, jax.jit(agent.init)(jax.random.key(0), hp)
+
+
+def _batch(u: int):
+    from rlstab_jax.agents.base import Batch
+
+    o, a, r, o2, d = _lean_batch(u)
+    return Batch(obs=o, action=a, reward=r, next_obs=o2, terminated=d.astype(bool),
+                 discount=jnp.full((u, B), 0.99), is_demo=jnp.zeros((u, B)))
+
+
+def calls_section() -> dict[str, Any]:
+    """Per-call cost: the same update as one standalone call (U=1, what the gymnasium driver
+    launches per env step) vs per update inside a scan of 50; and under ``vmap`` over a seed
+    axis of size 1 (what both drivers do with ``train.seeds=1``). Run it once more with
+    ``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false`` to see the thread-pool share."""
+    out: dict[str, Any] = {"XLA_FLAGS": os.environ.get("XLA_FLAGS", "")}
+    for name, preset, ov in (("SAC", "sac/pendulum", []),
+                             ("DroQ preset", "droq/pendulum", []),
+                             ("DroQ LayerNorm only", "droq/pendulum", ["agent.dropout=0.0"]),
+                             ("DroQ dropout only", "droq/pendulum", ["agent.layer_norm=false"])):
+        cfg, agent, hp, st = _agent(preset, ov)
+        u = cfg.agent.utd
+        b = _batch(u)
+        f = jax.jit(agent.update)
+        row = {"standalone call ms": round(_best(
+            lambda f=f, st=st, b=b, hp=hp: f(st, b, jax.random.key(1), hp), 5) * 1e3, 2)}
+        sv, bv, hv = jax.tree.map(lambda x: x[None], (st, b, hp))
+        fv = jax.jit(jax.vmap(agent.update))
+        kv = jax.random.split(jax.random.key(1), 1)
+        row["vmap over 1 seed, call ms"] = round(_best(
+            lambda fv=fv, sv=sv, bv=bv, hv=hv, kv=kv: fv(sv, bv, kv, hv), 5) * 1e3, 2)
+        if u == 1:
+            n = 50
+            bn = _batch(n)
+            row["per update inside a scan of 50, ms"] = round(_best(
+                lambda f=f, st=st, bn=bn, hp=hp: f(st, bn, jax.random.key(2), hp), 3) / n * 1e3, 2)
+        out[name] = row
+        print(name, row, flush=True)
+    return out
+
+
+def tqc_section(n: int = 50) -> dict[str, Any]:
+    """The two TQC-only parts of an update: the sort of the pooled target atoms and the pairwise
+    quantile Huber loss (forward + backward, 2 critics), per update, inside a scan."""
+    from rlstab_jax.stability import critic as C
+
+    x = jax.random.normal(jax.random.key(0), (2, B, 25))
+    pred = jax.random.normal(jax.random.key(1), (B, 25))
+    tgt = jax.random.normal(jax.random.key(2), (B, 46))
+    ar = jnp.arange(n, dtype=jnp.float32)
+    s = jax.jit(lambda x: jax.lax.scan(
+        lambda c, i: (c + C.tqc_target_quantiles(x + i, 2).sum(), None), 0.0, ar)[0])
+
+    def loss_grad(p, i):
+        def loss(q):
+            return jax.vmap(C.quantile_huber_loss, (0, None))(q, tgt + i).mean()
+        return jax.grad(loss)(jnp.stack([p, p])).sum()
+
+    g = jax.jit(lambda p: jax.lax.scan(lambda c, i: (c + loss_grad(p, i), None), 0.0, ar)[0])
+    t_sort = _best(lambda: s(x), 5)
+    out = {"tqc_target_quantiles (sort [256, 50]) ms": round(t_sort / n * 1e3, 3),
+           "quantile Huber loss fwd+bwd, 2 critics, ms": round(_best(lambda: g(pred), 5) / n
+                                                               * 1e3, 3)}
+    print(out, flush=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--section", choices=("update", "gym", "gymnax", "droq", "all"), default="all")
+    ap.add_argument("--section", default="all",
+                    choices=("update", "gym", "gymnax", "droq", "calls", "tqc", "all"))
     ap.add_argument("--updates", type=int, default=100)
     ap.add_argument("--gym-steps", type=int, default=300)
     ap.add_argument("--out", default=str(RESULTS / "sac_profile.json"))
@@ -418,6 +503,10 @@ def main() -> None:
     if args.section in ("gym", "all"):
         res["gym SAC"] = gym_section("sac/pendulum", [], args.gym_steps)
         print("gym SAC", json.dumps(res["gym SAC"], indent=1), flush=True)
+    if args.section in ("calls", "all"):
+        res["calls"] = calls_section()
+    if args.section in ("tqc", "all"):
+        res["tqc"] = tqc_section()
     if args.section in ("droq", "all"):
         res["droq"] = droq_section()
     if args.section in ("gymnax", "all"):

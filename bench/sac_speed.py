@@ -260,6 +260,8 @@ def run_peer(name: str, venv: str, script: str, args: list[str], learn_steps: in
         return {"name": name, "error": f"exit {p.returncode}: {err}", "cmd": " ".join(cmd)}
     out = json.loads(lines[-1])
     out["name"] = name
+    if not out.get("steady_sps", 0) > 0:  # NaN or 0: the timing window was not recorded
+        return {"name": name, "error": f"no steady rate measured: {lines[-1][:200]}"}
     out["process_wall_s"] = round(wall, 2)
     return out
 
@@ -303,19 +305,24 @@ def ratios(rows: dict[str, dict[str, Any]], ceiling: dict[str, Any] | None) -> l
 
 def markdown(result: dict[str, Any]) -> str:
     lines = [f"# SAC speed, {result['date']}", "",
+             "Steady env steps/s per seed after warm-up and compile (see bench/README.md).", "",
              f"Machine: {result['machine']}; load average at start {result['load_start']}, "
              f"at end {result['load_end']}. jax {result.get('jax')}.", "",
              "| run | steady env steps/s | aggregate | compile / start-up s | timed steps "
-             "| total s |",
-             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+             "| total s | load after (1/5/15 min) |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | --- |"]
     for r in result["runs"]:
+        load = "/".join(f"{x:.2f}" for x in r.get("load_after", []))
         if "error" in r:
-            lines.append(f"| {r['name']} | error: {r['error']} | | | | |")
+            lines.append(f"| {r['name']} | error: {r['error']} | | | | | {load} |")
             continue
         agg = r.get("steady_sps_aggregate", r["steady_sps"])
         lines.append(f"| {r['name']} | {r['steady_sps']:.1f} | {agg:.1f} | "
                      f"{r['compile_or_startup_s']:.1f} | {r.get('steady_window_steps', '')} | "
-                     f"{r['seconds_total']:.1f} |")
+                     f"{r['seconds_total']:.1f} | {load} |")
+    for m in result.get("merged_from", []):
+        lines.append(f"\nRows {', '.join(m['rows'])} come from the run of {m['date']} (load "
+                     f"average at start {m['load_start']}, at end {m['load_end']}).")
     lines += ["", "| ratio | value | goal | met |", "| --- | ---: | ---: | --- |"]
     for q in result["ratios"]:
         v = "n/a" if q["value"] is None else f"{q['value']:.2f}"
@@ -347,6 +354,9 @@ def main() -> None:
     ap.add_argument("--no-ceiling", action="store_true")
     ap.add_argument("--peer-timeout", type=float, default=900.0)
     ap.add_argument("--out", default=str(RESULTS / "sac_speed"))
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the other rows of an existing --out JSON (re-run only some rows, "
+                         "e.g. after a peer failed); every row records its own date and load")
     ap.add_argument("--prng", default=None, choices=("threefry2x32", "rbg", "unsafe_rbg"),
                     help="jax_default_prng_impl for our side (an experiment; default: JAX's)")
     args = ap.parse_args()
@@ -372,6 +382,7 @@ def main() -> None:
 
     def record(r: dict[str, Any]) -> None:
         r["load_after"] = load_avg()
+        r["date"] = _dt.datetime.now().isoformat(timespec="seconds")
         result["runs"].append(r)
         rows[r["name"]] = r
         agg = r.get("steady_sps_aggregate", r.get("steady_sps"))
@@ -407,8 +418,20 @@ def main() -> None:
             record(run_peer(name, venv, script, pargs, budget[kind], chunk[kind],
                             args.peer_timeout))
     result["load_end"] = load_avg()
-    result["ratios"] = ratios(rows, result.get("ceiling"))
     out = Path(args.out)
+    if args.merge and out.with_suffix(".json").exists():
+        old = json.loads(out.with_suffix(".json").read_text())
+        kept = [r for r in old.get("runs", []) if r["name"] not in rows]
+        for r in kept:
+            rows[r["name"]] = r
+        order = [n for n, *_ in OURS] + [n for n, *_ in PEERS]
+        result["runs"] = sorted(kept + result["runs"], key=lambda r: order.index(r["name"])
+                                if r["name"] in order else len(order))
+        result["merged_from"] = old.get("merged_from", []) + [
+            {"date": old.get("date"), "load_start": old.get("load_start"),
+             "load_end": old.get("load_end"), "rows": [r["name"] for r in kept]}]
+        result.setdefault("ceiling", old.get("ceiling"))
+    result["ratios"] = ratios(rows, result.get("ceiling"))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
     md = markdown(result)

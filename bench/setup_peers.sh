@@ -60,6 +60,8 @@ for peer in "${peers[@]}"; do
   if [ -z "$cmd" ]; then echo "unknown peer: $peer (sbx, sb3, rejax)"; status=1; continue; fi
   if [ -z "${FORCE:-}" ] && [ -x "$venv/bin/python" ] && "$venv/bin/python" -c "$cmd" >/dev/null 2>&1; then
     echo "[$peer] ok (existing): $("$venv/bin/python" -c "$cmd" 2>/dev/null | tail -1)"
+    rm -f "$VENVS/$peer.FAILED"
+    [ -f "$venv/FREEZE.txt" ] || "$venv/bin/pip" freeze >"$venv/FREEZE.txt" 2>/dev/null
     continue
   fi
   rm -rf "$venv" "$VENVS/$peer.FAILED"

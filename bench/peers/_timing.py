@@ -48,13 +48,21 @@ class StepClock:
 
 def summary(name: str, clock: StepClock, learning_starts: int, skip: int, steps_per_tick: int = 1,
             seeds: int = 1, **extra) -> dict:
-    ts, n = clock.ts, clock.i
+    ts, n = clock.ts, min(clock.i, len(clock.ts) - 1)
     end = time.perf_counter()
-    ls, a = learning_starts, learning_starts + skip
+
+    def tick_at(i: int) -> int:  # first recorded step >= i (chunked runners tick in blocks)
+        while i <= n and np.isnan(ts[i]):
+            i += 1
+        return i
+
+    ls, a = tick_at(learning_starts), tick_at(learning_starts + skip)
     assert n > a, f"only {n} steps recorded, need more than learning_starts + skip = {a}"
     steady = (n - a) / (ts[n] - ts[a])
-    w0 = ls // 2
-    warm_sps = (ls - w0) / (ts[ls] - ts[w0]) if ls >= 2 else float("inf")
+    skip = a - ls
+    w0 = min(tick_at(ls // 2), ls - 1)
+    warm_sps = (ls - w0) / (ts[ls] - ts[w0]) if ls >= 2 and not np.isnan(ts[w0]) \
+        else float("inf")
     before = ts[a] - clock.t0
     overhead = before - ls / warm_sps - skip / steady
     out = {"name": name, "steps": int(n), "seeds": seeds,

@@ -21,8 +21,11 @@ from _timing import StepClock, emit, parser, summary
 def main() -> None:
     ap = parser(__doc__)
     ap.add_argument("--seeds", type=int, default=1)
-    ap.add_argument("--chunk", type=int, default=500)
+    ap.add_argument("--chunk", type=int, default=None,
+                    help="env steps per jitted call (default: --skip, else 250); should divide "
+                         "learning_starts and skip so the timed window starts on a chunk edge")
     args = ap.parse_args()
+    args.chunk = args.chunk or args.skip or 250
     skip = args.skip if args.skip is not None else args.chunk
     n_chunks = -(-args.steps // args.chunk)
     steps = n_chunks * args.chunk
