@@ -80,9 +80,16 @@ class CriticEnsemble(nn.Module):
             QNetwork,
             variable_axes={"params": 0},
             split_rngs={"params": True, "dropout": True},
-            in_axes=None,
+            in_axes=(0, 0, None),
             out_axes=0,
             axis_size=self.n_critics,
         )
+        # Give every member its own copy of the (shared) inputs: with unbatched inputs XLA
+        # merges the N first-layer matmuls into one ``[B, N*H]`` product and then runs every
+        # later elementwise/LayerNorm fusion of that layer (forward and backward) through a
+        # ``[B, N, H] -> [N, B, H]`` transpose, which dominated the LayerNorm cost on CPU.
+        n = self.n_critics
+        features = jnp.broadcast_to(features, (n, *features.shape))
+        action = jnp.broadcast_to(action, (n, *action.shape))
         return ensemble(self.hidden, self.n_outputs, self.activation, self.layer_norm,
                         self.dropout, self.init_kind, name="q")(features, action, deterministic)

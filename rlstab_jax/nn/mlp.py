@@ -3,7 +3,8 @@
 Used for the actor trunk, the Q-networks of the critic ensemble and vector encoders. The
 per-layer order is ``Dense -> Dropout -> LayerNorm -> FiLM -> activation`` (the DroQ layout:
 dropout and LayerNorm in the Q-heads only; field report 001 §3 keeps dropout out of the
-context encoder).
+context encoder). Dropout and LayerNorm are the CPU-fast versions of ``rlstab_jax.nn.layers``
+(same rng stream and parameter layout as Flax's).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from collections.abc import Callable, Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from rlstab_jax.nn.layers import Dropout, LayerNorm
 
 FiLMParams = Sequence[tuple[jax.Array, jax.Array]]
 
@@ -107,9 +110,9 @@ class MLP(nn.Module):
         for i, width in enumerate(self.hidden):
             h = nn.Dense(width, kernel_init=kernel_init(self.init_kind, gain))(h)
             if self.dropout > 0.0:
-                h = nn.Dropout(self.dropout)(h, deterministic=deterministic)
+                h = Dropout(self.dropout)(h, deterministic=deterministic)
             if self.layer_norm:
-                h = nn.LayerNorm()(h)
+                h = LayerNorm()(h)
             h = apply_film(h, None if film is None else film[i])
             h = act(h)
         if self.out_dim is not None:

@@ -177,7 +177,7 @@ def ensemble_min(
 
 
 def tqc_target_quantiles(quantiles: chex.Array, drop_per_critic: int) -> jax.Array:
-    """Pools all critics' quantiles, sorts them and drops the top ``drop * N``.
+    """Pools all critics' quantiles and keeps the smallest ``N*M - N*drop`` of them, sorted.
 
     Truncated Quantile Critics (Kuznetsov et al., 2020): from ``N`` critics with ``M``
     quantiles each, keep the ``N*M - N*drop`` smallest of the pooled ``N*M`` atoms.
@@ -204,8 +204,12 @@ def tqc_target_quantiles(quantiles: chex.Array, drop_per_critic: int) -> jax.Arr
             f"tqc_target_quantiles: drop_per_critic={drop_per_critic} must be in [0, {m - 1}] "
             f"(M={m} quantiles per critic)"
         )
-    pooled = jnp.sort(jnp.transpose(quantiles, (1, 0, 2)).reshape(b, n * m), axis=-1)
-    return pooled[:, : n * m - n * drop_per_critic]
+    pooled = jnp.transpose(quantiles, (1, 0, 2)).reshape(b, n * m)
+    # The K smallest atoms in ascending order = -top_k(-pooled, K): the same values in the same
+    # order as sort(pooled)[:, :K], about twice as fast as the full sort on CPU (measured for
+    # [256, 50] and [256, 125]; bench/sac_profile.py --section tqc).
+    keep = n * m - n * drop_per_critic
+    return -jax.lax.top_k(-pooled, keep)[0]
 
 
 def quantile_huber_loss(

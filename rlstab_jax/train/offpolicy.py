@@ -20,6 +20,7 @@ from rlstab_jax.agents.base import Batch, OffPolicyAgent
 from rlstab_jax.envs.jax_env import JaxEnv
 from rlstab_jax.replay.buffer import Replay, ReplayRow, make_replay
 from rlstab_jax.train.demo_mix import DemoMixer
+from rlstab_jax.train.dtypes import strong_types
 from rlstab_jax.train.episodes import EpisodeStats, episode_update, nonfinite_streak
 
 
@@ -73,7 +74,9 @@ class OffPolicyDriver:
             truncated=jnp.zeros((), bool),
             is_demo=jnp.zeros((), bool),
         )
-        return OffPolicyState(
+        # Strong dtypes everywhere (gymnax reset states carry weakly typed leaves, e.g.
+        # Pendulum's ``last_u``): the chunk then sees one input signature and compiles once.
+        return strong_types(OffPolicyState(
             agent=agent_state,
             replay=self.replay.init(example),
             env_state=env_state,
@@ -82,7 +85,7 @@ class OffPolicyDriver:
             env_steps=jnp.zeros((), jnp.int32),
             episodes=EpisodeStats.zeros(self.n_envs),
             nonfinite_streak=jnp.zeros((), jnp.int32),
-        )
+        ))
 
     def init(self, keys: jax.Array, hparams: Any) -> OffPolicyState:
         """Seed-batched initial state; ``keys`` is ``[S]``, ``hparams`` leaves ``[S]``."""

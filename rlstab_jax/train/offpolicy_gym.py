@@ -1,9 +1,9 @@
 """Off-policy driver for host-side gymnasium envs, sharing the pure-JAX driver's update.
 
-Per vector-env step there is one device->host transfer (the action). The replay add and the UTD
-updates for the previous step are dispatched asynchronously right after the action is read, so
-the device updates while the host steps the simulator (JAX asynchronous dispatch).
-Update metrics and episode statistics accumulate on device and are read once per chunk.
+Per vector-env step there is one jitted call (replay add + UTD updates for the transition just
+observed, then the next action) and one device->host transfer (that action). With one seed the
+call runs the unbatched program (:func:`~rlstab_jax.train.seedmap.seed_map`). Update metrics and
+episode statistics accumulate on device and are read once per chunk.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from rlstab_jax.envs.gym_env import GymVecEnv
 from rlstab_jax.replay.buffer import ReplayRow
 from rlstab_jax.train.episodes import EpisodeStats, episode_update
 from rlstab_jax.train.offpolicy import OffPolicyDriver, OffPolicyState, random_actions
+from rlstab_jax.train.seedmap import seed_map
 
 
 @dataclasses.dataclass
@@ -35,11 +36,16 @@ class GymOffPolicyRunner:
 
     def __post_init__(self) -> None:
         self._obs: np.ndarray | None = None
-        # act reads only the agent and returns only keys + actions; observe donates the state
-        # (without donation XLA would copy the whole replay buffer on every env step).
+        self._metric_zeros: Any = None
+        # One jitted call per env step: replay add + UTD updates for the previous transition,
+        # then the action for the current observation (sampled with the updated actor, the
+        # collect-then-train order of SAC). A standalone call costs dispatch per pytree leaf
+        # and per output buffer, so fusing the two former calls (act; add+update) halves that.
+        # The state and the metric sums are donated: without donation XLA would copy the whole
+        # replay buffer and optimiser state on every env step.
         self._act = jax.jit(self._act_impl)
-        self._observe = jax.jit(
-            self._observe_impl, static_argnames=("do_update",), donate_argnums=(0, 3)
+        self._step = jax.jit(
+            self._step_impl, static_argnames=("do_update",), donate_argnums=(0, 4)
         )
 
     # ---- device functions -------------------------------------------------------------
@@ -74,66 +80,69 @@ class GymOffPolicyRunner:
 
         return jax.jit(jax.vmap(one))(keys, hparams)
 
+    def _act_one(self, a: Any, k: jax.Array, steps: jax.Array, o: jax.Array, hp: Any):
+        d = self.driver
+        key, k_act, k_rand = jax.random.split(k, 3)
+        pol = d.agent.act(a, o, k_act, hp, deterministic=False)
+        rnd = random_actions(k_rand, d.env.spec, d.n_envs)
+        return key, jnp.where(steps >= d.learning_starts, pol, rnd)
+
     def _act_impl(self, agent: Any, keys: jax.Array, env_steps: jax.Array, obs: jax.Array,
                   hparams: Any):
+        return seed_map(self._act_one, self.n_seeds)(agent, keys, env_steps, obs, hparams)
+
+    def _step_one(self, s: OffPolicyState, r: ReplayRow, obs: jax.Array, hp: Any,
+                  do_update: bool):
         d = self.driver
+        eps = episode_update(s.episodes, r.reward, jnp.logical_or(r.terminated, r.truncated))
+        s = s.replace(
+            replay=d.replay.add(s.replay, r),
+            obs=r.next_obs,
+            env_steps=s.env_steps + d.n_envs,
+            episodes=eps,
+        )
+        metrics = None
+        if do_update:
+            s, metrics = d.update(s, hp)
+        key, action = self._act_one(s.agent, s.key, s.env_steps, obs, hp)
+        return s.replace(key=key), metrics, action
 
-        def one(a, k, steps, o, hp):
-            key, k_act, k_rand = jax.random.split(k, 3)
-            pol = d.agent.act(a, o, k_act, hp, deterministic=False)
-            rnd = random_actions(k_rand, d.env.spec, d.n_envs)
-            return key, jnp.where(steps >= d.learning_starts, pol, rnd)
+    def _step_impl(self, states: OffPolicyState, row: ReplayRow, obs: jax.Array, hparams: Any,
+                   msum: Any, do_update: bool):
+        def one(s, r, o, hp):
+            return self._step_one(s, r, o, hp, do_update)
 
-        return jax.vmap(one)(agent, keys, env_steps, obs, hparams)
+        states, metrics, action = seed_map(one, self.n_seeds)(states, row, obs, hparams)
+        if do_update:
+            msum = jax.tree.map(jnp.add, msum, metrics)
+        return states, msum, action
 
-    def _observe_impl(
-        self, states: OffPolicyState, row: ReplayRow, hparams: Any, msum: Any, do_update: bool
-    ):
-        d = self.driver
-
-        def add(s, r):
-            eps = episode_update(s.episodes, r.reward, jnp.logical_or(r.terminated, r.truncated))
-            return s.replace(
-                replay=d.replay.add(s.replay, r),
-                obs=r.next_obs,
-                env_steps=s.env_steps + d.n_envs,
-                episodes=eps,
-            )
-
-        states = jax.vmap(add)(states, row)
-        if not do_update:
-            return states, msum
-        states, metrics = jax.vmap(d.update)(states, hparams)
-        return states, jax.tree.map(jnp.add, msum, metrics)
+    def _metric_template(self, states: OffPolicyState, hparams: Any) -> Any:
+        """Zeros shaped like one env step's update metrics (traced once, then cached)."""
+        if self._metric_zeros is None:
+            shapes = jax.eval_shape(jax.vmap(self.driver.update), states, hparams)[1]
+            self._metric_zeros = jax.tree.map(lambda m: np.zeros(m.shape, m.dtype), shapes)
+        return jax.tree.map(jnp.asarray, self._metric_zeros)
 
     # ---- host loop --------------------------------------------------------------------
     def chunk(self, states: OffPolicyState, hparams: Any, iters: int):
         d = self.driver
         S, n = self.n_seeds, d.n_envs
+        shape = (S, n)
         if self._obs is None:  # fresh episodes at start and after a resume
-            self._obs = self.venv.reset(seed=self.seed).reshape((S, n) + d.env.spec.obs_shape)
+            self._obs = self.venv.reset(seed=self.seed).reshape(shape + d.env.spec.obs_shape)
         states = states.replace(episodes=jax.vmap(EpisodeStats.reset_chunk)(states.episodes))
-        msum = jax.tree.map(
-            lambda m: jnp.zeros(m.shape, m.dtype),
-            jax.eval_shape(jax.vmap(d.update), states, hparams)[1],
-        )
+        msum = self._metric_template(states, hparams)
         steps = int(np.asarray(states.env_steps)[0])
         updates = 0
-        pending = None
+        keys, action = self._act(states.agent, states.key, states.env_steps, self._obs, hparams)
+        states = states.replace(key=keys)
         for _ in range(iters):
-            keys, action = self._act(states.agent, states.key, states.env_steps, self._obs,
-                                     hparams)
-            states = states.replace(key=keys)
             a_np = np.asarray(action)
-            if pending is not None:
-                states, msum = self._flush(states, pending, hparams, msum, steps)
-                updates += int(steps + n >= d.learning_starts)
-                steps += n
             obs, reward, term, trunc, final = self.venv.step(
                 a_np.reshape((S * n,) + a_np.shape[2:])
             )
-            shape = (S, n)
-            pending = ReplayRow(
+            row = ReplayRow(
                 obs=self._obs,
                 action=a_np,
                 reward=reward.reshape(shape),
@@ -143,8 +152,13 @@ class GymOffPolicyRunner:
                 is_demo=np.zeros(shape, bool),
             )
             self._obs = obs.reshape(shape + obs.shape[1:])
-        states, msum = self._flush(states, pending, hparams, msum, steps)
-        updates += int(steps + n >= d.learning_starts)
+            do_update = steps + n >= d.learning_starts
+            # The next action comes back from the same call. The chunk's last one is dropped
+            # and the next chunk starts with _act, exactly as a resumed run does.
+            states, msum, action = self._step(states, row, self._obs, hparams, msum,
+                                              do_update=do_update)
+            updates += int(do_update)
+            steps += n
         # The replay row stores next_obs = final obs; the live obs continues the episodes.
         states = states.replace(obs=jnp.asarray(self._obs))
         out = {k: v / max(updates, 1) for k, v in msum.items()}
@@ -152,10 +166,6 @@ class GymOffPolicyRunner:
         out["updates/fraction"] = jnp.full((S,), updates / iters)
         out["nonfinite/streak"] = states.nonfinite_streak.astype(jnp.float32)
         return states, out
-
-    def _flush(self, states, row, hparams, msum, steps):
-        do_update = steps + self.driver.n_envs >= self.driver.learning_starts
-        return self._observe(states, row, hparams, msum, do_update=do_update)
 
     def reset_episodes(self) -> None:
         """Start fresh episodes (used after a resume: simulator state is not checkpointed)."""

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 
 from rlstab_jax.agents.base import OnPolicyAgent, Rollout
 from rlstab_jax.envs.jax_env import JaxEnv
+from rlstab_jax.train.dtypes import strong_types
 from rlstab_jax.train.episodes import EpisodeStats, episode_update, nonfinite_streak
 
 
@@ -39,7 +40,8 @@ class OnPolicyDriver:
     def init_one(self, key: jax.Array, hparams: Any) -> OnPolicyState:
         k_agent, k_env, k_state = jax.random.split(key, 3)
         env_state, obs = jax.vmap(self.env.reset)(jax.random.split(k_env, self.n_envs))
-        return OnPolicyState(
+        # Strong dtypes (gymnax reset states carry weak leaves): the chunk compiles once.
+        return strong_types(OnPolicyState(
             self.agent.init(k_agent, hparams),
             env_state,
             obs,
@@ -47,7 +49,7 @@ class OnPolicyDriver:
             jnp.zeros((), jnp.int32),
             EpisodeStats.zeros(self.n_envs),
             jnp.zeros((), jnp.int32),
-        )
+        ))
 
     def init(self, keys: jax.Array, hparams: Any) -> OnPolicyState:
         return jax.vmap(self.init_one)(keys, hparams)

@@ -213,6 +213,21 @@ def test_tqc_target_quantiles_golden():
         tqc_target_quantiles(quantiles, 3)
 
 
+@pytest.mark.parametrize("n,m", [(2, 25), (5, 7)])
+def test_tqc_target_quantiles_equals_sorted_truncation(n, m):
+    # top_k-based selection must give exactly sort(pooled)[:, :keep]: values and order, with
+    # ties, infinities and -0.0 in the pool.
+    x = jax.random.normal(jax.random.key(n * m), (n, 32, m))
+    x = x.at[0, :4, 0].set(jnp.inf).at[1, 4:8, 1].set(-jnp.inf).at[0, 8:12, 2].set(-0.0)
+    x = x.at[1, 12:20, :].set(x[0, 12:20, :])  # duplicated atoms across critics
+    pooled = np.asarray(jnp.transpose(x, (1, 0, 2)).reshape(32, n * m))
+    for drop in range(m):
+        ref = np.sort(pooled, axis=-1)[:, : n * m - n * drop]
+        out = np.asarray(tqc_target_quantiles(x, drop))
+        np.testing.assert_array_equal(out, ref)
+        assert np.all(np.diff(out, axis=-1) >= 0)
+
+
 def test_quantile_huber_golden_5_quantiles():
     # M=5: tau = [.1, .3, .5, .7, .9]; pred = [-2,-1,0,1,2]; targets [0.5, 3.0]; kappa=1.
     # target 0.5: u = [2.5, 1.5, .5, -.5, -1.5]; L = [2, 1, .125, .125, 1]
@@ -276,3 +291,14 @@ def test_ema_regulariser():
     gv, gs = jax.grad(ema_regulariser, argnums=(0, 1))(v, slow)
     np.testing.assert_allclose(gv, [0.5, 1.0])  # (v - slow) / B
     np.testing.assert_array_equal(gs, [0.0, 0.0])
+
+
+def test_quantile_huber_loss_treats_targets_as_a_set():
+    # Only the multiset of target atoms matters (the TQC target's order is irrelevant).
+    pred = jax.random.normal(jax.random.key(0), (8, 5))
+    target = jax.random.normal(jax.random.key(1), (8, 9))
+    perm = jax.random.permutation(jax.random.key(2), 9)
+    for reduction in ("mean", "sum_quantiles"):
+        np.testing.assert_allclose(quantile_huber_loss(pred, target, reduction=reduction),
+                                   quantile_huber_loss(pred, target[:, perm],
+                                                       reduction=reduction), rtol=1e-6)
