@@ -258,11 +258,10 @@ def update_section(n: int) -> dict[str, Any]:
 def gym_section(preset: str, overrides: list[str], steps: int) -> dict[str, Any]:
     """Wrap the runner's jitted calls and the simulator step with timers, then run chunks.
 
-    Works by instrumenting the attributes ``runner._act``, ``runner._observe`` and
-    ``runner.venv.step`` (whatever their signatures), so it follows changes to the driver.
-    "act" includes the device->host read of the action (the host blocks there until the
-    previous update has finished: that wait is where an update longer than the host's own work
-    shows up); in the synchronous variant the update is waited for right after dispatch.
+    Works by instrumenting the attributes ``runner._step`` (one fused call per env step: replay
+    add + update + next action) and ``runner.venv.step``; the device->host read of the action
+    (where the host waits for the call to finish) lands in "other host work". In the
+    synchronous variant the call is waited for right after dispatch.
     """
     from rlstab_jax.config.loader import load_config
     from rlstab_jax.train.session import build_session
@@ -276,7 +275,7 @@ def gym_section(preset: str, overrides: list[str], steps: int) -> dict[str, Any]
     while int(np.asarray(st.env_steps).reshape(-1)[0]) < 1000 + steps:  # compile everything
         st, m = sess.chunk(st, hp)
     jax.block_until_ready(st)
-    act0, obs0, step0 = runner._act, runner._observe, runner.venv.step
+    obs0, step0 = runner._step, runner.venv.step
     t: dict[str, float] = {}
     sync = {"on": False}
 
@@ -290,10 +289,6 @@ def gym_section(preset: str, overrides: list[str], steps: int) -> dict[str, Any]
             return out
         return wrapper
 
-    def act_block(out):  # the runner reads the action right away: include that read here
-        jax.block_until_ready(out)
-        return out
-
     def obs_block(out):
         if sync["on"]:
             t1 = time.perf_counter()
@@ -302,8 +297,7 @@ def gym_section(preset: str, overrides: list[str], steps: int) -> dict[str, Any]
                 time.perf_counter() - t1
         return out
 
-    runner._act = timed("act (+ wait for previous update) + read", act0, act_block)
-    runner._observe = timed("add + update dispatch", obs0, obs_block)
+    runner._step = timed("add + update + act dispatch", obs0, obs_block)
     runner.venv.step = timed("env.step (host)", step0)
     out: dict[str, Any] = {}
     for label, on in (("async (as the runner does)", False),
@@ -315,13 +309,13 @@ def gym_section(preset: str, overrides: list[str], steps: int) -> dict[str, Any]
         jax.block_until_ready((st, m))
         total = time.perf_counter() - t0
         if "update wait (sync only)" in t:  # the wrapper's time includes the wait: split it
-            t["add + update dispatch"] -= t["update wait (sync only)"]
+            t["add + update + act dispatch"] -= t["update wait (sync only)"]
         res = {k: round(v / steps * 1e3, 3) for k, v in t.items()}
         res["other host work"] = round((total - sum(t.values())) / steps * 1e3, 3)
         res["total ms/step"] = round(total / steps * 1e3, 3)
         res["steps/s"] = round(steps / total, 1)
         out[label] = res
-    runner._act, runner._observe, runner.venv.step = act0, obs0, step0
+    runner._step, runner.venv.step = obs0, step0
     out["state_MB"] = round(sum(x.nbytes for x in jax.tree.leaves(st)) / 2 ** 20, 2)
     out["replay_MB"] = round(sum(x.nbytes for x in jax.tree.leaves(st.replay)) / 2 ** 20, 2)
     out["state_leaves"] = len(jax.tree.leaves(st))

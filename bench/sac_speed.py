@@ -142,7 +142,7 @@ def jit_cache_sizes(session: Any) -> dict[str, int]:
     fns = {"chunk": session.chunk}
     if session.runner is not None:
         fns = {"act": getattr(session.runner, "_act", None),
-               "observe": getattr(session.runner, "_observe", None)}
+               "step": getattr(session.runner, "_step", None)}
     out = {}
     for k, f in fns.items():
         size = getattr(f, "_cache_size", None)

@@ -76,20 +76,23 @@ class CriticEnsemble(nn.Module):
         Returns:
           ``[N, B]`` Q-values or ``[N, B, M]`` quantiles.
         """
+        # With LayerNorm or dropout, give every member its own copy of the (shared) inputs:
+        # with unbatched inputs XLA merges the N first-layer matmuls into one ``[B, N*H]``
+        # product and then runs every later elementwise/LayerNorm fusion of that layer
+        # (forward and backward) through a ``[B, N, H] -> [N, B, H]`` transpose, which
+        # dominated the DroQ update on CPU. Plain Q-networks keep the merged matmul (faster).
+        per_member = self.layer_norm or self.dropout > 0.0
         ensemble = nn.vmap(
             QNetwork,
             variable_axes={"params": 0},
             split_rngs={"params": True, "dropout": True},
-            in_axes=(0, 0, None),
+            in_axes=(0, 0, None) if per_member else None,
             out_axes=0,
             axis_size=self.n_critics,
         )
-        # Give every member its own copy of the (shared) inputs: with unbatched inputs XLA
-        # merges the N first-layer matmuls into one ``[B, N*H]`` product and then runs every
-        # later elementwise/LayerNorm fusion of that layer (forward and backward) through a
-        # ``[B, N, H] -> [N, B, H]`` transpose, which dominated the LayerNorm cost on CPU.
-        n = self.n_critics
-        features = jnp.broadcast_to(features, (n, *features.shape))
-        action = jnp.broadcast_to(action, (n, *action.shape))
+        if per_member:
+            n = self.n_critics
+            features = jnp.broadcast_to(features, (n, *features.shape))
+            action = jnp.broadcast_to(action, (n, *action.shape))
         return ensemble(self.hidden, self.n_outputs, self.activation, self.layer_norm,
                         self.dropout, self.init_kind, name="q")(features, action, deterministic)

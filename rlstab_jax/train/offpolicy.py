@@ -21,6 +21,7 @@ from rlstab_jax.envs.jax_env import JaxEnv
 from rlstab_jax.replay.buffer import Replay, ReplayRow, make_replay
 from rlstab_jax.train.demo_mix import DemoMixer
 from rlstab_jax.train.dtypes import strong_types
+from rlstab_jax.train.seedmap import seed_map
 from rlstab_jax.train.episodes import EpisodeStats, episode_update, nonfinite_streak
 
 
@@ -135,7 +136,9 @@ class OffPolicyDriver:
         Returns ``(states, metrics)`` where ``metrics`` maps names to ``[S]`` arrays: means of the
         update metrics over the steps that updated, plus episode statistics of the chunk.
         """
-        update_v = jax.vmap(self.update)
+        n_seeds = states.env_steps.shape[0]
+        update_v = seed_map(self.update, n_seeds)  # the unbatched program when S == 1
+        collect_v = seed_map(self.collect, n_seeds)
         metric_shapes = jax.eval_shape(update_v, states, hparams)[1]
 
         def no_update(st):
@@ -143,7 +146,7 @@ class OffPolicyDriver:
 
         def body(carry, _):
             st = carry
-            st, _ = jax.vmap(self.collect)(st, hparams)
+            st, _ = collect_v(st, hparams)
             learning = st.env_steps[0] >= self.learning_starts
             st, metrics = jax.lax.cond(learning, lambda x: update_v(x, hparams), no_update, st)
             return st, (metrics, learning)
