@@ -17,6 +17,7 @@ import numpy as np
 
 from rlstab_jax.envs.gym_env import GymVecEnv
 from rlstab_jax.replay.buffer import ReplayRow
+from rlstab_jax.train.dtypes import strong_types
 from rlstab_jax.train.episodes import EpisodeStats, episode_update
 from rlstab_jax.train.offpolicy import OffPolicyDriver, OffPolicyState, random_actions
 from rlstab_jax.train.seedmap import seed_map
@@ -67,7 +68,9 @@ class GymOffPolicyRunner:
                 truncated=jnp.zeros((), bool),
                 is_demo=jnp.zeros((), bool),
             )
-            return OffPolicyState(
+            # Strong dtypes (flashbax's replay index starts weakly typed), as in the pure-JAX
+            # driver: otherwise the first env step compiles the step call a second time.
+            return strong_types(OffPolicyState(
                 agent=d.agent.init(k_agent, hp),
                 replay=d.replay.init(example),
                 env_state=jnp.zeros(()),
@@ -76,7 +79,7 @@ class GymOffPolicyRunner:
                 env_steps=jnp.zeros((), jnp.int32),
                 episodes=EpisodeStats.zeros(d.n_envs),
                 nonfinite_streak=jnp.zeros((), jnp.int32),
-            )
+            ))
 
         return jax.jit(jax.vmap(one))(keys, hparams)
 

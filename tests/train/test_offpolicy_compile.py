@@ -49,3 +49,16 @@ def test_chunk_compiles_once(preset, extra, tmp_path):
     jax.block_until_ready((st, m))
     assert sess.chunk._cache_size() == 1
     assert np.all(np.isfinite(np.asarray(st.env_steps)))
+
+
+def test_gymnasium_step_compiles_once_per_phase(tmp_path):
+    """The fused gymnasium step compiles once for warm-up and once for learning steps."""
+    cfg = load_config("sac/pendulum", [*SMALL, "env.backend=gymnasium", f"run.dir={tmp_path}"])
+    sess = build_session(cfg)
+    st = sess.init_state()
+    assert not has_weak_types(st)
+    for _ in range(3):  # chunk 1 is warm-up only (8 steps), chunks 2-3 learn
+        st, m = sess.chunk(st, sess.hparams)
+    jax.block_until_ready((st, m))
+    assert sess.runner._step._cache_size() == 2
+    assert sess.runner._act._cache_size() == 1
