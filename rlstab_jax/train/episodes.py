@@ -19,13 +19,15 @@ class EpisodeStats:
 
     @staticmethod
     def zeros(n_envs: int) -> "EpisodeStats":
-        z = jnp.zeros((), jnp.float32)
+        # Separate zeros per field: outside jit one shared array would be one buffer in three
+        # leaves, which a donating call refuses ("donate the same buffer twice").
+        z = lambda: jnp.zeros((), jnp.float32)  # noqa: E731
         return EpisodeStats(jnp.zeros((n_envs,), jnp.float32), jnp.zeros((n_envs,), jnp.int32),
-                            z, z, z)
+                            z(), z(), z())
 
     def reset_chunk(self) -> "EpisodeStats":
-        z = jnp.zeros((), jnp.float32)
-        return self.replace(done_return=z, done_length=z, done_count=z)
+        z = lambda: jnp.zeros((), jnp.float32)  # noqa: E731
+        return self.replace(done_return=z(), done_length=z(), done_count=z())
 
     def summary(self) -> dict[str, jax.Array]:
         n = jnp.maximum(self.done_count, 1.0)

@@ -21,7 +21,6 @@ from rlstab_jax.envs.jax_env import JaxEnv
 from rlstab_jax.replay.buffer import Replay, ReplayRow, make_replay
 from rlstab_jax.train.demo_mix import DemoMixer
 from rlstab_jax.train.dtypes import strong_types
-from rlstab_jax.train.seedmap import seed_map
 from rlstab_jax.train.episodes import EpisodeStats, episode_update, nonfinite_streak
 
 
@@ -136,22 +135,45 @@ class OffPolicyDriver:
         Returns ``(states, metrics)`` where ``metrics`` maps names to ``[S]`` arrays: means of the
         update metrics over the steps that updated, plus episode statistics of the chunk.
         """
-        n_seeds = states.env_steps.shape[0]
-        update_v = seed_map(self.update, n_seeds)  # the unbatched program when S == 1
-        collect_v = seed_map(self.collect, n_seeds)
+        if states.env_steps.shape[0] == 1:
+            # One seed rides the scan carry without its seed axis. Squeezing and re-adding the
+            # axis inside the loop (at every step) made XLA copy every replay array on
+            # every env step; here it happens once per chunk.
+            squeeze = lambda x: x[0]  # noqa: E731
+            st, out = self._chunk(jax.tree.map(squeeze, states), jax.tree.map(squeeze, hparams),
+                                  batched=False)
+            return jax.tree.map(lambda x: x[None], (st, out))
+        return self._chunk(states, hparams, batched=True)
+
+    def _chunk(self, states: OffPolicyState, hparams: Any, batched: bool):
+        """The chunk scan on seed-batched (``vmap``) or single-seed (unbatched) states."""
+        vmap = jax.vmap if batched else (lambda f: f)
+        update_v, collect_v = vmap(self.update), vmap(self.collect)
         metric_shapes = jax.eval_shape(update_v, states, hparams)[1]
 
+        # The cond returns only what an update changes: routing the whole state (with the
+        # replay buffer) through both branches invites XLA to copy the buffer.
+        def changed(st):
+            return st.agent, st.key, st.nonfinite_streak
+
+        def with_update(st):
+            new, metrics = update_v(st, hparams)
+            return changed(new), metrics
+
         def no_update(st):
-            return st, jax.tree.map(lambda m: jnp.zeros(m.shape, m.dtype), metric_shapes)
+            return changed(st), jax.tree.map(lambda m: jnp.zeros(m.shape, m.dtype), metric_shapes)
 
         def body(carry, _):
             st = carry
             st, _ = collect_v(st, hparams)
-            learning = st.env_steps[0] >= self.learning_starts
-            st, metrics = jax.lax.cond(learning, lambda x: update_v(x, hparams), no_update, st)
+            # The step counter is the same for every seed: a real cond, not a select.
+            steps = st.env_steps[0] if batched else st.env_steps
+            learning = steps >= self.learning_starts
+            (agent, key, streak), metrics = jax.lax.cond(learning, with_update, no_update, st)
+            st = st.replace(agent=agent, key=key, nonfinite_streak=streak)
             return st, (metrics, learning)
 
-        states = states.replace(episodes=jax.vmap(EpisodeStats.reset_chunk)(states.episodes))
+        states = states.replace(episodes=vmap(EpisodeStats.reset_chunk)(states.episodes))
         states, (metrics, learned) = jax.lax.scan(body, states, None, length=self.chunk_iters)
         n = jnp.maximum(learned.sum(), 1).astype(jnp.float32)
         w = learned.astype(jnp.float32)
@@ -163,7 +185,7 @@ class OffPolicyDriver:
             if "nonfinite/streak" in metrics
             else jnp.zeros(states.env_steps.shape)
         )
-        out.update(jax.vmap(EpisodeStats.summary)(states.episodes))
+        out.update(vmap(EpisodeStats.summary)(states.episodes))
         out["updates/fraction"] = jnp.broadcast_to(w.mean(), states.env_steps.shape)
         return states, out
 

@@ -2,8 +2,9 @@
 
 Per vector-env step there is one jitted call (replay add + UTD updates for the transition just
 observed, then the next action) and one device->host transfer (that action). With one seed the
-call runs the unbatched program (:func:`~rlstab_jax.train.seedmap.seed_map`). Update metrics and
-episode statistics accumulate on device and are read once per chunk.
+state loses its seed axis for the length of a chunk (one squeeze before, one expand after), so
+every per-step call is the plain single-seed program. Update metrics and episode statistics
+accumulate on device and are read once per chunk.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from rlstab_jax.replay.buffer import ReplayRow
 from rlstab_jax.train.dtypes import strong_types
 from rlstab_jax.train.episodes import EpisodeStats, episode_update
 from rlstab_jax.train.offpolicy import OffPolicyDriver, OffPolicyState, random_actions
-from rlstab_jax.train.seedmap import seed_map
 
 
 @dataclasses.dataclass
@@ -45,6 +45,11 @@ class GymOffPolicyRunner:
         # The state and the metric sums are donated: without donation XLA would copy the whole
         # replay buffer and optimiser state on every env step.
         self._act = jax.jit(self._act_impl)
+        # With one seed, a chunk squeezes the seed axis once and adds it back once.
+        self._squeeze = jax.jit(lambda t: jax.tree.map(lambda x: x[0], t), donate_argnums=0)
+        self._squeeze_hp = jax.jit(lambda t: jax.tree.map(lambda x: x[0], t))
+        self._expand = jax.jit(lambda t: jax.tree.map(lambda x: x[None], t), donate_argnums=0)
+        self._expand_metrics = jax.jit(lambda t: jax.tree.map(lambda x: x[None], t))
         self._step = jax.jit(
             self._step_impl, static_argnames=("do_update",), donate_argnums=(0, 4)
         )
@@ -90,9 +95,14 @@ class GymOffPolicyRunner:
         rnd = random_actions(k_rand, d.env.spec, d.n_envs)
         return key, jnp.where(steps >= d.learning_starts, pol, rnd)
 
+    def _seedwise(self, fn):
+        # One seed: the chunk squeezed the seed axis away, so per-step calls are unbatched.
+        # (A squeeze/expand inside each call made XLA copy every replay array per env step.)
+        return fn if self.n_seeds == 1 else jax.vmap(fn)
+
     def _act_impl(self, agent: Any, keys: jax.Array, env_steps: jax.Array, obs: jax.Array,
                   hparams: Any):
-        return seed_map(self._act_one, self.n_seeds)(agent, keys, env_steps, obs, hparams)
+        return self._seedwise(self._act_one)(agent, keys, env_steps, obs, hparams)
 
     def _step_one(self, s: OffPolicyState, r: ReplayRow, obs: jax.Array, hp: Any,
                   do_update: bool):
@@ -115,7 +125,7 @@ class GymOffPolicyRunner:
         def one(s, r, o, hp):
             return self._step_one(s, r, o, hp, do_update)
 
-        states, metrics, action = seed_map(one, self.n_seeds)(states, row, obs, hparams)
+        states, metrics, action = self._seedwise(one)(states, row, obs, hparams)
         if do_update:
             msum = jax.tree.map(jnp.add, msum, metrics)
         return states, msum, action
@@ -123,7 +133,8 @@ class GymOffPolicyRunner:
     def _metric_template(self, states: OffPolicyState, hparams: Any) -> Any:
         """Zeros shaped like one env step's update metrics (traced once, then cached)."""
         if self._metric_zeros is None:
-            shapes = jax.eval_shape(jax.vmap(self.driver.update), states, hparams)[1]
+            update = self._seedwise(self.driver.update)
+            shapes = jax.eval_shape(update, states, hparams)[1]
             self._metric_zeros = jax.tree.map(lambda m: np.zeros(m.shape, m.dtype), shapes)
         return jax.tree.map(jnp.asarray, self._metric_zeros)
 
@@ -131,19 +142,22 @@ class GymOffPolicyRunner:
     def chunk(self, states: OffPolicyState, hparams: Any, iters: int):
         d = self.driver
         S, n = self.n_seeds, d.n_envs
-        shape = (S, n)
+        shape = (S, n) if S != 1 else (n,)
         if self._obs is None:  # fresh episodes at start and after a resume
             self._obs = self.venv.reset(seed=self.seed).reshape(shape + d.env.spec.obs_shape)
-        states = states.replace(episodes=jax.vmap(EpisodeStats.reset_chunk)(states.episodes))
+        if S == 1:
+            states, hparams = self._squeeze(states), self._squeeze_hp(hparams)
+        seedwise = self._seedwise
+        states = states.replace(episodes=seedwise(EpisodeStats.reset_chunk)(states.episodes))
         msum = self._metric_template(states, hparams)
-        steps = int(np.asarray(states.env_steps)[0])
+        steps = int(np.asarray(states.env_steps).reshape(-1)[0])
         updates = 0
         keys, action = self._act(states.agent, states.key, states.env_steps, self._obs, hparams)
         states = states.replace(key=keys)
         for _ in range(iters):
             a_np = np.asarray(action)
             obs, reward, term, trunc, final = self.venv.step(
-                a_np.reshape((S * n,) + a_np.shape[2:])
+                a_np.reshape((S * n,) + a_np.shape[len(shape):])
             )
             row = ReplayRow(
                 obs=self._obs,
@@ -165,9 +179,14 @@ class GymOffPolicyRunner:
         # The replay row stores next_obs = final obs; the live obs continues the episodes.
         states = states.replace(obs=jnp.asarray(self._obs))
         out = {k: v / max(updates, 1) for k, v in msum.items()}
-        out.update(jax.vmap(EpisodeStats.summary)(states.episodes))
-        out["updates/fraction"] = jnp.full((S,), updates / iters)
+        out.update(seedwise(EpisodeStats.summary)(states.episodes))
+        out["updates/fraction"] = jnp.full(states.env_steps.shape, updates / iters)
         out["nonfinite/streak"] = states.nonfinite_streak.astype(jnp.float32)
+        if S == 1:
+            # The metrics share buffers with the state (episode counts): expanded first and
+            # without donation, then the state (donated).
+            out = self._expand_metrics(out)
+            states = self._expand(states)
         return states, out
 
     def reset_episodes(self) -> None:
