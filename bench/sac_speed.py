@@ -1,6 +1,6 @@
 """SAC / TQC / DroQ training speed of rlstab_jax against sbx, stable-baselines3 and rejax.
 
-    python bench/sac_speed.py                       # ours, then every peer, then the table
+    python bench/sac_speed.py                       # each of ours next to its peer, then the table
     python bench/sac_speed.py --only ours           # rlstab_jax only
     python bench/sac_speed.py --only peers --skip-peer sb3
     python bench/sac_speed.py --steps 4000 --droq-steps 400
@@ -12,7 +12,9 @@ after the first learning chunk (which holds the jit compile), and its compile / 
 separately. Our variants run in this process through the public API (``load_config`` ->
 ``build_session`` -> ``session.chunk`` again and again); each peer runs in its own venv
 (``bench/setup_peers.sh``) via ``bench/peers/<peer>_run.py``, one after another, so all numbers
-come from one run on the same machine state. Writes ``bench/results/sac_speed.{json,md}``.
+come from one run; by default each of our runs goes right before the peer run it is compared
+with (``--order interleaved``), so the VM's drift over a run hits both sides of a ratio alike.
+Writes ``bench/results/sac_speed.{json,md}``.
 """
 
 from __future__ import annotations
@@ -53,6 +55,14 @@ PEERS: list[tuple[str, str, str, list[str], str]] = [
     ("sb3 SAC", "sb3", "sb3_run.py", [], "sb3"),
     ("rejax SAC gymnax", "rejax", "rejax_run.py", [], "sac"),
     ("rejax SAC gymnax x16 seeds", "rejax", "rejax_run.py", ["--seeds", "16"], "vmap"),
+]
+
+# Run order with --order interleaved: each ratio's two runs back to back (this VM's speed drifts
+# by 15-30% over tens of minutes, more than some of the differences measured).
+INTERLEAVED: list[str] = [
+    "ours SAC gymnasium", "sbx SAC", "sb3 SAC", "ours TQC gymnasium", "sbx TQC",
+    "ours DroQ gymnasium", "sbx DroQ", "ours SAC gymnax", "rejax SAC gymnax",
+    "ours SAC gymnax x16 seeds", "rejax SAC gymnax x16 seeds",
 ]
 
 # Ratios of the issue: (label, ours, peer, goal).
@@ -352,6 +362,10 @@ def main() -> None:
     ap.add_argument("--skip-ours", action="append", default=[],
                     help="skip our runs whose name contains this (DroQ, x16, ...)")
     ap.add_argument("--no-ceiling", action="store_true")
+    ap.add_argument("--order", choices=("interleaved", "grouped"), default="interleaved",
+                    help="interleaved (default): each of our runs right before the peer runs it "
+                         "is compared with, so machine drift between them stays small; grouped: "
+                         "all of ours, then all peers")
     ap.add_argument("--peer-timeout", type=float, default=900.0)
     ap.add_argument("--out", default=str(RESULTS / "sac_speed"))
     ap.add_argument("--merge", action="store_true",
@@ -404,19 +418,26 @@ def main() -> None:
                 u["updates_per_s"] / c["sac_updates_per_s_at_ceiling"], 2)
             result["ceiling"] = c
             print("matmul ceiling:", json.dumps(c), flush=True)
+    jobs: dict[str, Any] = {}
+    if args.only != "peers":
         for name, preset, overrides, kind in OURS:
-            if any(s.lower() in name.lower() for s in args.skip_ours):
-                continue
-            try:
-                record(run_ours(name, preset, overrides, budget[kind], chunk[kind]))
-            except Exception as e:  # report and continue: one failure must not hide the rest
-                record({"name": name, "error": f"{type(e).__name__}: {e}"})
+            if not any(s.lower() in name.lower() for s in args.skip_ours):
+                jobs[name] = (lambda preset=preset, overrides=overrides, kind=kind, name=name:
+                              run_ours(name, preset, overrides, budget[kind], chunk[kind]))
     if args.only != "ours":
         for name, venv, script, pargs, kind in PEERS:
-            if any(s.lower() in name.lower() for s in args.skip_peer):
-                continue
-            record(run_peer(name, venv, script, pargs, budget[kind], chunk[kind],
-                            args.peer_timeout))
+            if not any(s.lower() in name.lower() for s in args.skip_peer):
+                jobs[name] = (lambda venv=venv, script=script, pargs=pargs, kind=kind, name=name:
+                              run_peer(name, venv, script, pargs, budget[kind], chunk[kind],
+                                       args.peer_timeout))
+    order = INTERLEAVED if args.order == "interleaved" else [n for n, *_ in OURS + PEERS]
+    for name in order:
+        if name not in jobs:
+            continue
+        try:
+            record(jobs[name]())
+        except Exception as e:  # report and continue: one failure must not hide the rest
+            record({"name": name, "error": f"{type(e).__name__}: {e}"})
     result["load_end"] = load_avg()
     out = Path(args.out)
     if args.merge and out.with_suffix(".json").exists():
