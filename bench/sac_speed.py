@@ -38,6 +38,14 @@ LEARNING_STARTS = 1000
 # Our variants: (name, preset, overrides, kind) -- kind selects the step budget.
 OURS: list[tuple[str, str, list[str], str]] = [
     ("ours SAC gymnasium", "sac/pendulum", ["env.backend=gymnasium"], "sac"),
+    # sbx's SAC: one std head on the shared trunk, clamped log-std, scalar alpha (our preset's
+    # decoupled std net costs ~17% of an update at 256x256).
+    ("ours SAC gymnasium, sbx recipe", "sac/pendulum",
+     ["env.backend=gymnasium", "agent.std_head=coupled", "agent.log_std_param=clamp",
+      "agent.alpha_mode=scalar"], "sac"),
+    # The Python host loop (one jitted call per env step) instead of the in-scan callback.
+    ("ours SAC gymnasium, host loop", "sac/pendulum",
+     ["env.backend=gymnasium", "env.host_step=loop"], "sac"),
     ("ours TQC gymnasium", "tqc/pendulum", ["env.backend=gymnasium"], "sac"),
     ("ours DroQ gymnasium", "droq/pendulum",
      ["env.backend=gymnasium", "agent.utd=20", "agent.policy_delay=20", "agent.dropout=0.01",
@@ -60,7 +68,8 @@ PEERS: list[tuple[str, str, str, list[str], str]] = [
 # Run order with --order interleaved: each ratio's two runs back to back (this VM's speed drifts
 # by 15-30% over tens of minutes, more than some of the differences measured).
 INTERLEAVED: list[str] = [
-    "ours SAC gymnasium", "sbx SAC", "sb3 SAC", "ours TQC gymnasium", "sbx TQC",
+    "ours SAC gymnasium", "sbx SAC", "ours SAC gymnasium, sbx recipe",
+    "ours SAC gymnasium, host loop", "sb3 SAC", "ours TQC gymnasium", "sbx TQC",
     "ours DroQ gymnasium", "sbx DroQ", "ours SAC gymnax", "rejax SAC gymnax",
     "ours SAC gymnax x16 seeds", "rejax SAC gymnax x16 seeds",
 ]
@@ -69,6 +78,9 @@ INTERLEAVED: list[str] = [
 RATIOS: list[tuple[str, str, str, float | None]] = [
     ("SAC / sbx SAC", "ours SAC gymnasium", "sbx SAC", 1.5),
     ("SAC / sb3 SAC", "ours SAC gymnasium", "sb3 SAC", 2.5),
+    ("SAC, sbx recipe / sbx SAC", "ours SAC gymnasium, sbx recipe", "sbx SAC", 1.5),
+    ("SAC, in-scan env / host loop", "ours SAC gymnasium", "ours SAC gymnasium, host loop",
+     None),
     ("TQC / sbx TQC", "ours TQC gymnasium", "sbx TQC", 1.8),
     ("DroQ / sbx DroQ", "ours DroQ gymnasium", "sbx DroQ", 2.5),
     ("gymnax SAC / rejax SAC", "ours SAC gymnax", "rejax SAC gymnax", 1.0),
@@ -152,7 +164,8 @@ def jit_cache_sizes(session: Any) -> dict[str, int]:
     fns = {"chunk": session.chunk}
     if session.runner is not None:
         fns = {"act": getattr(session.runner, "_act", None),
-               "step": getattr(session.runner, "_step", None)}
+               "step": getattr(session.runner, "_step", None),
+               "scan": getattr(session.runner, "_scan", None)}
     out = {}
     for k, f in fns.items():
         size = getattr(f, "_cache_size", None)

@@ -24,12 +24,18 @@ class EnvConfig:
     ``backend``: ``auto`` picks the pure-JAX implementation when one exists (rlstab_jax's own
     envs, then gymnasium ids, then gymnax ids), ``gymnax`` forces the pure-JAX path (collect and
     update inside one ``lax.scan``), ``gymnasium`` forces host-side vector envs.
+
+    ``host_step`` (gymnasium backend, off-policy agents): ``scan`` runs each chunk as one jitted
+    ``lax.scan`` that steps the simulator through an ordered ``io_callback``; ``loop`` makes one
+    jitted call per env step from a Python loop. Same transitions, updates and random streams
+    either way (tested); ``scan`` is faster (no per-step launch and sync).
     """
 
     id: str = "Pendulum-v1"
     backend: Literal["auto", "gymnax", "gymnasium"] = "auto"
     n_envs: int = 1
     async_vector: bool = False
+    host_step: Literal["scan", "loop"] = "scan"
     frame_stack: int = 0
     history: int = 0
     kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)

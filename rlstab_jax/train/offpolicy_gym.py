@@ -1,10 +1,22 @@
 """Off-policy driver for host-side gymnasium envs, sharing the pure-JAX driver's update.
 
-Per vector-env step there is one jitted call (replay add + UTD updates for the transition just
-observed, then the next action) and one device->host transfer (that action). With one seed the
-state loses its seed axis for the length of a chunk (one squeeze before, one expand after), so
-every per-step call is the plain single-seed program. Update metrics and episode statistics
-accumulate on device and are read once per chunk.
+Two ways to step the simulator (``env.host_step``):
+
+* ``scan`` (default): the whole chunk is one jitted ``lax.scan``, as on the pure-JAX path; the
+  simulator steps from inside it through an ordered ``io_callback``
+  (:mod:`rlstab_jax.train.host_callback`).
+* ``loop``: a Python loop with one jitted call per vector-env step. Same transitions, updates
+  and random streams (``tests/train/test_gym_host_step.py``); kept for debugging (a breakpoint
+  between env steps) and as the reference the scan is tested against. With the seed axis
+  sharded over devices the scan still works: XLA runs the callback on one device and
+  replicates its (small) outputs, with a compile-time "involuntary full rematerialization"
+  warning.
+
+In ``loop`` mode, per vector-env step there is one jitted call (replay add + UTD updates for
+the transition just observed, then the next action) and one device->host transfer (that
+action). In both modes a single seed's state loses its seed axis for the length of a chunk
+(one squeeze before, one expand after), so every step runs the plain single-seed program.
+Update metrics and episode statistics accumulate on device and are read once per chunk.
 """
 
 from __future__ import annotations
@@ -18,6 +30,7 @@ import numpy as np
 
 from rlstab_jax.envs.gym_env import GymVecEnv
 from rlstab_jax.replay.buffer import ReplayRow
+from rlstab_jax.train.host_callback import host_env_step
 from rlstab_jax.train.dtypes import strong_types
 from rlstab_jax.train.episodes import EpisodeStats, episode_update
 from rlstab_jax.train.offpolicy import OffPolicyDriver, OffPolicyState, random_actions
@@ -34,6 +47,7 @@ class GymOffPolicyRunner:
     venv: GymVecEnv
     n_seeds: int
     seed: int
+    in_scan: bool = True
 
     def __post_init__(self) -> None:
         self._obs: np.ndarray | None = None
@@ -53,6 +67,8 @@ class GymOffPolicyRunner:
         self._step = jax.jit(
             self._step_impl, static_argnames=("do_update",), donate_argnums=(0, 4)
         )
+        self._fresh = True  # start new episodes (first chunk, and after a resume)
+        self._scan = jax.jit(self._scan_impl, static_argnames=("iters",), donate_argnums=0)
 
     # ---- device functions -------------------------------------------------------------
     def init(self, keys: jax.Array, hparams: Any) -> OffPolicyState:
@@ -104,16 +120,20 @@ class GymOffPolicyRunner:
                   hparams: Any):
         return self._seedwise(self._act_one)(agent, keys, env_steps, obs, hparams)
 
+    def _observe_one(self, s: OffPolicyState, r: ReplayRow, obs: jax.Array) -> OffPolicyState:
+        """Replay add, step counter and episode statistics for one observed transition."""
+        eps = episode_update(s.episodes, r.reward, jnp.logical_or(r.terminated, r.truncated))
+        return s.replace(
+            replay=self.driver.replay.add(s.replay, r),
+            obs=obs,
+            env_steps=s.env_steps + self.driver.n_envs,
+            episodes=eps,
+        )
+
     def _step_one(self, s: OffPolicyState, r: ReplayRow, obs: jax.Array, hp: Any,
                   do_update: bool):
         d = self.driver
-        eps = episode_update(s.episodes, r.reward, jnp.logical_or(r.terminated, r.truncated))
-        s = s.replace(
-            replay=d.replay.add(s.replay, r),
-            obs=r.next_obs,
-            env_steps=s.env_steps + d.n_envs,
-            episodes=eps,
-        )
+        s = self._observe_one(s, r, obs)
         metrics = None
         if do_update:
             s, metrics = d.update(s, hp)
@@ -138,8 +158,77 @@ class GymOffPolicyRunner:
             self._metric_zeros = jax.tree.map(lambda m: np.zeros(m.shape, m.dtype), shapes)
         return jax.tree.map(jnp.asarray, self._metric_zeros)
 
+    def _scan_impl(self, states: OffPolicyState, hparams: Any, iters: int):
+        """``iters`` vector-env steps in one ``lax.scan``; the simulator steps by callback."""
+        d = self.driver
+        S, n = self.n_seeds, d.n_envs
+        if S == 1:  # the seed axis goes once per chunk (see _seedwise)
+            states, hparams = jax.tree.map(lambda x: x[0], (states, hparams))
+        seedwise = self._seedwise
+        batched = S != 1
+        env_step = host_env_step(self.venv, (S, n) if batched else (n,))
+        states = states.replace(episodes=seedwise(EpisodeStats.reset_chunk)(states.episodes))
+        metric_shapes = jax.eval_shape(seedwise(d.update), states, hparams)[1]
+
+        # The cond returns only what an update changes: the replay stays out of its branches.
+        def changed(st):
+            return st.agent, st.key, st.nonfinite_streak
+
+        def with_update(st):
+            new, metrics = seedwise(d.update)(st, hparams)
+            return changed(new), metrics
+
+        def no_update(st):
+            return changed(st), jax.tree.map(lambda m: jnp.zeros(m.shape, m.dtype), metric_shapes)
+
+        def body(carry, _):
+            st, msum, action = carry
+            obs, reward, term, trunc, final = env_step(action)
+            row = ReplayRow(obs=st.obs, action=action, reward=reward, next_obs=final,
+                            terminated=term, truncated=trunc,
+                            is_demo=jnp.zeros(reward.shape, bool))
+            st = seedwise(self._observe_one)(st, row, obs)
+            steps = st.env_steps[0] if batched else st.env_steps
+            learning = steps >= d.learning_starts  # same counter for every seed: a real cond
+            (agent, key, streak), metrics = jax.lax.cond(learning, with_update, no_update, st)
+            st = st.replace(agent=agent, key=key, nonfinite_streak=streak)
+            key, action = seedwise(self._act_one)(st.agent, st.key, st.env_steps, st.obs, hparams)
+            msum = jax.tree.map(jnp.add, msum, metrics)
+            return (st.replace(key=key), msum, action), learning
+
+        # The chunk's first action comes from its initial state and its last one is dropped,
+        # exactly as in the host loop (and as a resumed run starts).
+        key, action = seedwise(self._act_one)(
+            states.agent, states.key, states.env_steps, states.obs, hparams)
+        zeros = jax.tree.map(lambda m: jnp.zeros(m.shape, m.dtype), metric_shapes)
+        (states, msum, _), learned = jax.lax.scan(
+            body, (states.replace(key=key), zeros, action), None, length=iters)
+        updates = learned.sum()
+        n_up = jnp.maximum(updates, 1).astype(jnp.float32)
+        out = {k: v.astype(jnp.float32) / n_up for k, v in msum.items()}
+        out.update(seedwise(EpisodeStats.summary)(states.episodes))
+        out["updates/fraction"] = jnp.full(states.env_steps.shape, updates / iters, jnp.float32)
+        out["nonfinite/streak"] = states.nonfinite_streak.astype(jnp.float32)
+        if S == 1:
+            states, out = jax.tree.map(lambda x: x[None], (states, out))
+        return states, out
+
     # ---- host loop --------------------------------------------------------------------
     def chunk(self, states: OffPolicyState, hparams: Any, iters: int):
+        if not self.in_scan:
+            return self._chunk_loop(states, hparams, iters)
+        if self._fresh:  # fresh episodes at start and after a resume
+            obs = self.venv.reset(seed=self.seed)
+            # Placed like the leaf it replaces (committed or not, same sharding): otherwise the
+            # call signature changes and the chunk compiles a second time.
+            obs = obs.reshape(states.obs.shape)
+            old = states.obs
+            obs = jax.device_put(obs, old.sharding) if old.committed else jnp.asarray(obs)
+            states = states.replace(obs=obs)
+            self._fresh = False
+        return self._scan(states, hparams, iters=iters)
+
+    def _chunk_loop(self, states: OffPolicyState, hparams: Any, iters: int):
         d = self.driver
         S, n = self.n_seeds, d.n_envs
         shape = (S, n) if S != 1 else (n,)
@@ -192,3 +281,4 @@ class GymOffPolicyRunner:
     def reset_episodes(self) -> None:
         """Start fresh episodes (used after a resume: simulator state is not checkpointed)."""
         self._obs = None
+        self._fresh = True

@@ -157,7 +157,8 @@ def build_session(cfg: Config, hparams: dict[str, Any] | None = None) -> Session
         if choice.backend == "gymnasium":
             from rlstab_jax.train.offpolicy_gym import GymOffPolicyRunner
 
-            runner = GymOffPolicyRunner(driver, venv, S, cfg.train.seed)
+            runner = GymOffPolicyRunner(driver, venv, S, cfg.train.seed,
+                                        in_scan=cfg.env.host_step == "scan")
             chunk = lambda st, hp_: runner.chunk(st, hp_, driver.chunk_iters)  # noqa: E731
         else:
             chunk = jax.jit(driver.chunk, donate_argnums=0)

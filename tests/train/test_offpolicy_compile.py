@@ -53,7 +53,8 @@ def test_chunk_compiles_once(preset, extra, tmp_path):
 
 def test_gymnasium_step_compiles_once_per_phase(tmp_path):
     """The fused gymnasium step compiles once for warm-up and once for learning steps."""
-    cfg = load_config("sac/pendulum", [*SMALL, "env.backend=gymnasium", f"run.dir={tmp_path}"])
+    cfg = load_config("sac/pendulum", [*SMALL, "env.backend=gymnasium", "env.host_step=loop",
+                                       f"run.dir={tmp_path}"])
     sess = build_session(cfg)
     st = sess.init_state()
     assert not has_weak_types(st)

@@ -46,7 +46,8 @@ def test_gymnasium_step_has_no_copies_of_observation_arrays(tmp_path):
     (XLA still fuses the new row of the 1-D reward / done arrays into the sample's gather and
     copies those small arrays; obs-sized arrays were the bulk of the traffic.)
     """
-    cfg = load_config("sac/pendulum", [*SMALL, "env.backend=gymnasium", f"run.dir={tmp_path}"])
+    cfg = load_config("sac/pendulum", [*SMALL, "env.backend=gymnasium", "env.host_step=loop",
+                                       f"run.dir={tmp_path}"])
     sess = build_session(cfg)
     r = sess.runner
     st, hp = r._squeeze(sess.init_state()), r._squeeze_hp(sess.hparams)
@@ -61,3 +62,16 @@ def test_gymnasium_step_has_no_copies_of_observation_arrays(tmp_path):
     assert _copies(hlo, rf"[^\]]*\b{CAPACITY},\d+") == []
     r.venv.close()
     jax.clear_caches()
+
+
+@pytest.mark.parametrize("seeds", [1, 2])
+def test_gymnasium_scan_chunk_has_no_replay_copies(seeds, tmp_path):
+    """The in-scan gymnasium chunk (``env.host_step=scan``): no copy of any replay array."""
+    cfg = load_config("sac/pendulum", [*SMALL, "env.backend=gymnasium", "env.host_step=scan",
+                                       f"train.seeds={seeds}", f"run.dir={tmp_path}"])
+    sess = build_session(cfg)
+    r = sess.runner
+    hlo = r._scan.lower(sess.init_state(), sess.hparams, iters=8).compile().as_text()
+    assert f"{CAPACITY}" in hlo
+    assert _copies(hlo, rf"[^\]]*\b{CAPACITY}\b[^\]]*") == []
+    r.venv.close()
