@@ -30,7 +30,7 @@ import numpy as np
 
 from rlstab_jax.envs.gym_env import GymVecEnv
 from rlstab_jax.replay.buffer import ReplayRow
-from rlstab_jax.train.host_callback import host_env_step
+from rlstab_jax.train.host_callback import HostEnvStep
 from rlstab_jax.train.dtypes import strong_types
 from rlstab_jax.train.episodes import EpisodeStats, episode_update
 from rlstab_jax.train.offpolicy import OffPolicyDriver, OffPolicyState, random_actions
@@ -68,6 +68,7 @@ class GymOffPolicyRunner:
             self._step_impl, static_argnames=("do_update",), donate_argnums=(0, 4)
         )
         self._fresh = True  # start new episodes (first chunk, and after a resume)
+        self._env_step: HostEnvStep | None = None  # set when the scan is traced
         self._scan = jax.jit(self._scan_impl, static_argnames=("iters",), donate_argnums=0)
 
     # ---- device functions -------------------------------------------------------------
@@ -166,7 +167,7 @@ class GymOffPolicyRunner:
             states, hparams = jax.tree.map(lambda x: x[0], (states, hparams))
         seedwise = self._seedwise
         batched = S != 1
-        env_step = host_env_step(self.venv, (S, n) if batched else (n,))
+        env_step = self._env_step = HostEnvStep(self.venv, (S, n) if batched else (n,))
         states = states.replace(episodes=seedwise(EpisodeStats.reset_chunk)(states.episodes))
         metric_shapes = jax.eval_shape(seedwise(d.update), states, hparams)[1]
 
@@ -226,7 +227,12 @@ class GymOffPolicyRunner:
             obs = jax.device_put(obs, old.sharding) if old.committed else jnp.asarray(obs)
             states = states.replace(obs=obs)
             self._fresh = False
-        return self._scan(states, hparams, iters=iters)
+        try:
+            return self._scan(states, hparams, iters=iters)
+        except Exception:  # the simulator's own error, not XLA's wrapper of it
+            if self._env_step is not None:
+                self._env_step.reraise()
+            raise
 
     def _chunk_loop(self, states: OffPolicyState, hparams: Any, iters: int):
         d = self.driver

@@ -5,13 +5,14 @@ transitions, same updates, same random streams, so the two give the same state a
 It compiles once for warm-up and learning chunks alike (the phase is a ``lax.cond``).
 """
 
+import gymnasium
 import jax
 import numpy as np
 import pytest
 
 from rlstab_jax.config.errors import ConfigError
 from rlstab_jax.config.loader import load_config
-from rlstab_jax.train.host_callback import host_env_step
+from rlstab_jax.train.host_callback import HostEnvError, HostEnvStep
 from rlstab_jax.train.session import build_session
 
 SMALL = ["agent.actor_hidden=[16]", "agent.critic_hidden=[16]", "agent.batch_size=8",
@@ -69,8 +70,8 @@ def test_host_env_step_checks_the_env_count():
 
     venv = GymVecEnv("Pendulum-v1", 2)
     with pytest.raises(ValueError, match="vector env has 2 envs, the scan steps 3"):
-        host_env_step(venv, (3,))
-    step = host_env_step(venv, (2,))
+        HostEnvStep(venv, (3,))
+    step = HostEnvStep(venv, (2,))
     venv.reset(seed=0)
     obs, reward, term, trunc, final = jax.jit(step)(np.zeros((2, 1), np.float32))
     assert obs.shape == final.shape == (2, 3) and obs.dtype == np.float32
@@ -81,3 +82,33 @@ def test_host_env_step_checks_the_env_count():
 def test_host_step_value_is_validated():
     with pytest.raises(ConfigError, match="env.host_step='jit' must be one of 'scan', 'loop'"):
         load_config("sac/pendulum", ["env.host_step=jit"])
+
+
+class _Breaks(gymnasium.Env):
+    """Pendulum-shaped env whose 5th step raises (a bug in a user's simulator)."""
+
+    observation_space = gymnasium.spaces.Box(-1.0, 1.0, (3,), np.float32)
+    action_space = gymnasium.spaces.Box(-2.0, 2.0, (1,), np.float32)
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.zeros(3, np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        if self.t == 5:
+            raise FloatingPointError("simulator diverged at t=5")
+        return np.zeros(3, np.float32), 0.0, False, False, {}
+
+
+def test_simulator_error_surfaces_as_itself(tmp_path):
+    """An exception inside the env reaches the user as that exception, not as an XLA error."""
+    gymnasium.register("rlstab-test/Breaks-v0", entry_point=_Breaks)
+    cfg = load_config("sac/pendulum", [*SMALL, "env.id=rlstab-test/Breaks-v0",
+                                       f"run.dir={tmp_path}"])
+    sess = build_session(cfg)
+    with pytest.raises(HostEnvError, match="raised in step.*FloatingPointError.*t=5") as info:
+        sess.chunk(sess.init_state(), sess.hparams)
+    assert isinstance(info.value.__cause__, FloatingPointError)
+    sess.runner.venv.close()
