@@ -135,46 +135,41 @@ class OffPolicyDriver:
         Returns ``(states, metrics)`` where ``metrics`` maps names to ``[S]`` arrays: means of the
         update metrics over the steps that updated, plus episode statistics of the chunk.
         """
-        if states.env_steps.shape[0] == 1:
-            # One seed rides the scan carry without its seed axis. Squeezing and re-adding the
-            # axis inside the loop (at every step) made XLA copy every replay array on
-            # every env step; here it happens once per chunk.
-            squeeze = lambda x: x[0]  # noqa: E731
-            st, out = self._chunk(jax.tree.map(squeeze, states), jax.tree.map(squeeze, hparams),
-                                  batched=False)
-            return jax.tree.map(lambda x: x[None], (st, out))
-        return self._chunk(states, hparams, batched=True)
+        return seed_squeezed(self._chunk, states, hparams)
 
-    def _chunk(self, states: OffPolicyState, hparams: Any, batched: bool):
-        """The chunk scan on seed-batched (``vmap``) or single-seed (unbatched) states."""
-        vmap = jax.vmap if batched else (lambda f: f)
-        update_v, collect_v = vmap(self.update), vmap(self.collect)
-        metric_shapes = jax.eval_shape(update_v, states, hparams)[1]
+    def metric_shapes(self, states: OffPolicyState, hparams: Any, batched: bool) -> Any:
+        """Shapes of one ``update`` call's metrics (traced, not run)."""
+        update = jax.vmap(self.update) if batched else self.update
+        return jax.eval_shape(update, states, hparams)[1]
 
-        # The cond returns only what an update changes: routing the whole state (with the
-        # replay buffer) through both branches invites XLA to copy the buffer.
-        def changed(st):
-            return st.agent, st.key, st.nonfinite_streak
+    def learn_step(self, st: OffPolicyState, hparams: Any, batched: bool, metric_shapes: Any):
+        """Replay sample + update once ``learning_starts`` is reached; zeros as metrics before.
 
-        def with_update(st):
-            new, metrics = update_v(st, hparams)
+        The step counter is the same for every seed, so this is a real ``lax.cond`` (warm-up
+        steps cost no update FLOPs), and it returns only what an update changes: routing the
+        whole state (with the replay buffer) through both branches invites XLA to copy the
+        buffer. Returns ``(state, (metrics, learning))``.
+        """
+        update = jax.vmap(self.update) if batched else self.update
+
+        def changed(s):
+            return s.agent, s.key, s.nonfinite_streak
+
+        def with_update(s):
+            new, metrics = update(s, hparams)
             return changed(new), metrics
 
-        def no_update(st):
-            return changed(st), jax.tree.map(lambda m: jnp.zeros(m.shape, m.dtype), metric_shapes)
+        def no_update(s):
+            return changed(s), jax.tree.map(lambda m: jnp.zeros(m.shape, m.dtype), metric_shapes)
 
-        def body(carry, _):
-            st = carry
-            st, _ = collect_v(st, hparams)
-            # The step counter is the same for every seed: a real cond, not a select.
-            steps = st.env_steps[0] if batched else st.env_steps
-            learning = steps >= self.learning_starts
-            (agent, key, streak), metrics = jax.lax.cond(learning, with_update, no_update, st)
-            st = st.replace(agent=agent, key=key, nonfinite_streak=streak)
-            return st, (metrics, learning)
+        learning = (st.env_steps[0] if batched else st.env_steps) >= self.learning_starts
+        (agent, key, streak), metrics = jax.lax.cond(learning, with_update, no_update, st)
+        return st.replace(agent=agent, key=key, nonfinite_streak=streak), (metrics, learning)
 
-        states = states.replace(episodes=vmap(EpisodeStats.reset_chunk)(states.episodes))
-        states, (metrics, learned) = jax.lax.scan(body, states, None, length=self.chunk_iters)
+    @staticmethod
+    def summarize(states: OffPolicyState, metrics: dict, learned: jax.Array,
+                  batched: bool) -> dict:
+        """Chunk metrics from per-step ``metrics`` ``[T, ...]`` and ``learned`` flags ``[T]``."""
         n = jnp.maximum(learned.sum(), 1).astype(jnp.float32)
         w = learned.astype(jnp.float32)
         out = {
@@ -185,9 +180,37 @@ class OffPolicyDriver:
             if "nonfinite/streak" in metrics
             else jnp.zeros(states.env_steps.shape)
         )
-        out.update(vmap(EpisodeStats.summary)(states.episodes))
+        summary = jax.vmap(EpisodeStats.summary) if batched else EpisodeStats.summary
+        out.update(summary(states.episodes))
         out["updates/fraction"] = jnp.broadcast_to(w.mean(), states.env_steps.shape)
-        return states, out
+        return out
+
+    def _chunk(self, states: OffPolicyState, hparams: Any, batched: bool):
+        """The chunk scan on seed-batched (``vmap``) or single-seed (unbatched) states."""
+        vmap = jax.vmap if batched else (lambda f: f)
+        collect_v = vmap(self.collect)
+        metric_shapes = self.metric_shapes(states, hparams, batched)
+
+        def body(st, _):
+            st, _ = collect_v(st, hparams)
+            return self.learn_step(st, hparams, batched, metric_shapes)
+
+        states = states.replace(episodes=vmap(EpisodeStats.reset_chunk)(states.episodes))
+        states, (metrics, learned) = jax.lax.scan(body, states, None, length=self.chunk_iters)
+        return states, self.summarize(states, metrics, learned, batched)
+
+
+def seed_squeezed(fn: Any, states: Any, hparams: Any):
+    """``fn(states, hparams, batched)``; a single seed runs without its seed axis.
+
+    Squeezing and re-adding the seed axis inside a scan (at every step) made XLA copy every
+    replay array on every env step; here it happens once per chunk.
+    """
+    if states.env_steps.shape[0] == 1:
+        squeeze = lambda x: x[0]  # noqa: E731
+        st, out = fn(jax.tree.map(squeeze, states), jax.tree.map(squeeze, hparams), False)
+        return jax.tree.map(lambda x: x[None], (st, out))
+    return fn(states, hparams, True)
 
 
 def make_offpolicy_driver(

@@ -22,6 +22,7 @@ Update metrics and episode statistics accumulate on device and are read once per
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import jax
@@ -33,7 +34,12 @@ from rlstab_jax.replay.buffer import ReplayRow
 from rlstab_jax.train.host_callback import HostEnvStep
 from rlstab_jax.train.dtypes import strong_types
 from rlstab_jax.train.episodes import EpisodeStats, episode_update
-from rlstab_jax.train.offpolicy import OffPolicyDriver, OffPolicyState, random_actions
+from rlstab_jax.train.offpolicy import (
+    OffPolicyDriver,
+    OffPolicyState,
+    random_actions,
+    seed_squeezed,
+)
 
 
 @dataclasses.dataclass
@@ -69,7 +75,7 @@ class GymOffPolicyRunner:
         )
         self._fresh = True  # start new episodes (first chunk, and after a resume)
         self._env_step: HostEnvStep | None = None  # set when the scan is traced
-        self._scan = jax.jit(self._scan_impl, static_argnames=("iters",), donate_argnums=0)
+        self._scan = jax.jit(self._scan_chunk, static_argnames=("iters",), donate_argnums=0)
 
     # ---- device functions -------------------------------------------------------------
     def init(self, keys: jax.Array, hparams: Any) -> OffPolicyState:
@@ -159,60 +165,36 @@ class GymOffPolicyRunner:
             self._metric_zeros = jax.tree.map(lambda m: np.zeros(m.shape, m.dtype), shapes)
         return jax.tree.map(jnp.asarray, self._metric_zeros)
 
-    def _scan_impl(self, states: OffPolicyState, hparams: Any, iters: int):
+    def _scan_impl(self, states: OffPolicyState, hparams: Any, batched: bool, iters: int):
         """``iters`` vector-env steps in one ``lax.scan``; the simulator steps by callback."""
         d = self.driver
-        S, n = self.n_seeds, d.n_envs
-        if S == 1:  # the seed axis goes once per chunk (see _seedwise)
-            states, hparams = jax.tree.map(lambda x: x[0], (states, hparams))
         seedwise = self._seedwise
-        batched = S != 1
-        env_step = self._env_step = HostEnvStep(self.venv, (S, n) if batched else (n,))
+        env_step = self._env_step = HostEnvStep(
+            self.venv, (self.n_seeds, d.n_envs) if batched else (d.n_envs,))
         states = states.replace(episodes=seedwise(EpisodeStats.reset_chunk)(states.episodes))
-        metric_shapes = jax.eval_shape(seedwise(d.update), states, hparams)[1]
-
-        # The cond returns only what an update changes: the replay stays out of its branches.
-        def changed(st):
-            return st.agent, st.key, st.nonfinite_streak
-
-        def with_update(st):
-            new, metrics = seedwise(d.update)(st, hparams)
-            return changed(new), metrics
-
-        def no_update(st):
-            return changed(st), jax.tree.map(lambda m: jnp.zeros(m.shape, m.dtype), metric_shapes)
+        metric_shapes = d.metric_shapes(states, hparams, batched)
 
         def body(carry, _):
-            st, msum, action = carry
+            st, action = carry
             obs, reward, term, trunc, final = env_step(action)
             row = ReplayRow(obs=st.obs, action=action, reward=reward, next_obs=final,
                             terminated=term, truncated=trunc,
                             is_demo=jnp.zeros(reward.shape, bool))
             st = seedwise(self._observe_one)(st, row, obs)
-            steps = st.env_steps[0] if batched else st.env_steps
-            learning = steps >= d.learning_starts  # same counter for every seed: a real cond
-            (agent, key, streak), metrics = jax.lax.cond(learning, with_update, no_update, st)
-            st = st.replace(agent=agent, key=key, nonfinite_streak=streak)
+            st, ys = d.learn_step(st, hparams, batched, metric_shapes)
             key, action = seedwise(self._act_one)(st.agent, st.key, st.env_steps, st.obs, hparams)
-            msum = jax.tree.map(jnp.add, msum, metrics)
-            return (st.replace(key=key), msum, action), learning
+            return (st.replace(key=key), action), ys
 
         # The chunk's first action comes from its initial state and its last one is dropped,
         # exactly as in the host loop (and as a resumed run starts).
         key, action = seedwise(self._act_one)(
             states.agent, states.key, states.env_steps, states.obs, hparams)
-        zeros = jax.tree.map(lambda m: jnp.zeros(m.shape, m.dtype), metric_shapes)
-        (states, msum, _), learned = jax.lax.scan(
-            body, (states.replace(key=key), zeros, action), None, length=iters)
-        updates = learned.sum()
-        n_up = jnp.maximum(updates, 1).astype(jnp.float32)
-        out = {k: v.astype(jnp.float32) / n_up for k, v in msum.items()}
-        out.update(seedwise(EpisodeStats.summary)(states.episodes))
-        out["updates/fraction"] = jnp.full(states.env_steps.shape, updates / iters, jnp.float32)
-        out["nonfinite/streak"] = states.nonfinite_streak.astype(jnp.float32)
-        if S == 1:
-            states, out = jax.tree.map(lambda x: x[None], (states, out))
-        return states, out
+        (states, _), (metrics, learned) = jax.lax.scan(
+            body, (states.replace(key=key), action), None, length=iters)
+        return states, d.summarize(states, metrics, learned, batched)
+
+    def _scan_chunk(self, states: OffPolicyState, hparams: Any, iters: int):
+        return seed_squeezed(functools.partial(self._scan_impl, iters=iters), states, hparams)
 
     # ---- host loop --------------------------------------------------------------------
     def chunk(self, states: OffPolicyState, hparams: Any, iters: int):
