@@ -1,6 +1,6 @@
 """What stepping a host simulator from inside a jitted scan costs, and what it can overlap with.
 
-    python bench/io_callback_cost.py            # prints a table, writes results/io_callback_cost.json
+    python bench/io_callback_cost.py      # prints a table, writes results/io_callback_cost.json
 
 Measures, per scan step:
 
@@ -27,18 +27,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.experimental import io_callback
+from sac_profile import _best  # bench/ is on sys.path when run as a script
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def _best_per_step(f, steps: int, reps: int = 5) -> float:
-    jax.block_until_ready(f())
-    best = float("inf")
-    for _ in range(reps):
-        t = time.perf_counter()
-        jax.block_until_ready(f())
-        best = min(best, time.perf_counter() - t)
-    return best / steps
+    jax.block_until_ready(f())  # compile
+    return _best(f, reps) / steps
 
 
 def noop_callback_us(ordered: bool, steps: int = 2000) -> float:
@@ -55,25 +51,24 @@ def noop_callback_us(ordered: bool, steps: int = 2000) -> float:
     return _best_per_step(lambda: f(jnp.float32(0)), steps) * 1e6
 
 
+def _host_loop_us(step, action: np.ndarray, steps: int) -> float:
+    t = time.perf_counter()
+    for _ in range(steps):
+        step(action)
+    return (time.perf_counter() - t) / steps * 1e6
+
+
 def gymnasium_step_us(steps: int = 2000) -> dict[str, float]:
     import gymnasium as gym
 
     env = gym.make("Pendulum-v1")
     env.reset(seed=0)
-    a = np.zeros(1, np.float32)
-    t = time.perf_counter()
-    for _ in range(steps):
-        env.step(a)
-    raw = (time.perf_counter() - t) / steps
     venv = gym.make_vec("Pendulum-v1", num_envs=1, vectorization_mode="sync")
     venv.reset(seed=0)
-    a = np.zeros((1, 1), np.float32)
-    t = time.perf_counter()
-    for _ in range(steps):
-        venv.step(a)
-    vec = (time.perf_counter() - t) / steps
-    return {"raw Pendulum-v1 step us": round(raw * 1e6, 1),
-            "SyncVectorEnv(1) step us": round(vec * 1e6, 1)}
+    return {"raw Pendulum-v1 step us":
+                round(_host_loop_us(env.step, np.zeros(1, np.float32), steps), 1),
+            "SyncVectorEnv(1) step us":
+                round(_host_loop_us(venv.step, np.zeros((1, 1), np.float32), steps), 1)}
 
 
 def overlap_ms(callback: bool, in_cond: bool, steps: int = 50, busy_s: float = 0.002) -> float:
