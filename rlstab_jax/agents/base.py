@@ -70,6 +70,11 @@ class OffPolicyAgent:
       batch_size: ``B``.
       n_step: length of the return window the driver folds into ``Batch``.
       action_names: names for per-dimension telemetry (``alpha/steer``).
+      init_carry: ``None`` for feedforward agents. A recurrent agent (Dreamer's RSSM latent)
+        gives ``(n_envs) -> carry`` (leaves ``[n_envs, ...]``) and its ``act`` then is
+        ``(state, obs[N, ...], key, hparams, deterministic, carry, is_first[N]) ->
+        (action, carry, info)``; the agent resets the carry where ``is_first``. The driver
+        keeps the carry in its scanned state (vmapped over seeds, checkpointed with it).
     """
 
     init: Callable[..., PyTree]
@@ -79,6 +84,11 @@ class OffPolicyAgent:
     batch_size: int
     n_step: int = 1
     kind: str = "off_policy"
+    init_carry: Callable[[int], PyTree] | None = None
+
+    @property
+    def recurrent(self) -> bool:
+        return self.init_carry is not None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,6 +101,8 @@ class OnPolicyAgent:
       update: ``(state, rollout: Rollout[T, N, ...], last_obs[N, ...], key, hparams)
         -> (state, metrics)``.
       rollout_len: ``T`` env steps per env between updates.
+      init_carry: as for ``OffPolicyAgent`` (an LSTM policy's state); a recurrent on-policy
+        ``act`` returns ``(action, carry, policy_info)``.
     """
 
     init: Callable[..., PyTree]
@@ -98,3 +110,26 @@ class OnPolicyAgent:
     update: Callable[..., tuple[PyTree, Metrics]]
     rollout_len: int
     kind: str = "on_policy"
+    init_carry: Callable[[int], PyTree] | None = None
+
+    @property
+    def recurrent(self) -> bool:
+        return self.init_carry is not None
+
+
+def act_step(agent: Any, state: PyTree, obs: jax.Array, key: jax.Array, hparams: PyTree,
+             deterministic: bool, carry: PyTree = None, is_first: jax.Array | None = None
+             ) -> tuple[jax.Array, PyTree, PyTree]:
+    """Call any agent's ``act`` through one signature: ``-> (action, carry, info)``.
+
+    Feedforward agents ignore ``carry``/``is_first`` and return ``carry`` unchanged (``None``);
+    off-policy feedforward agents return ``info = {}``; on-policy ones their ``policy_info``.
+    Recurrent agents (``agent.init_carry is not None``) get the carry and the ``is_first[N]``
+    flags (True where an episode starts: the agent resets its carry there itself).
+    """
+    if agent.init_carry is not None:
+        return agent.act(state, obs, key, hparams, deterministic, carry, is_first)
+    out = agent.act(state, obs, key, hparams, deterministic=deterministic)
+    if isinstance(out, tuple):
+        return out[0], carry, out[1]
+    return out, carry, {}

@@ -13,13 +13,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rlstab_jax.agents.base import act_step
 from rlstab_jax.envs.jax_env import JaxEnv
 
 
 def _act(agent: Any, state: Any, obs: jax.Array, key: jax.Array, hparams: Any,
-         deterministic: bool) -> jax.Array:
-    out = agent.act(state, obs, key, hparams, deterministic=deterministic)
-    return out[0] if isinstance(out, tuple) else out  # on-policy act returns (action, info)
+         deterministic: bool, carry: Any = None, is_first: Any = None) -> tuple[jax.Array, Any]:
+    """``(action, carry)`` for any agent (feedforward agents pass ``carry`` through)."""
+    action, carry, _ = act_step(agent, state, obs, key, hparams, deterministic, carry, is_first)
+    return action, carry
+
+
+def init_carry(agent: Any, n: int) -> Any:
+    """The agent's initial per-env carry for ``n`` envs, or ``None`` (feedforward)."""
+    return None if agent.init_carry is None else agent.init_carry(n)
 
 
 def make_jax_evaluate(agent: Any, env: JaxEnv, episodes: int, max_steps: int
@@ -35,20 +42,22 @@ def make_jax_evaluate(agent: Any, env: JaxEnv, episodes: int, max_steps: int
         env_state, obs = jax.vmap(env.reset)(jax.random.split(k_reset, episodes))
 
         def body(carry, _):
-            env_state, obs, ret, length, done, key = carry
+            env_state, obs, ret, length, done, key, rc, first = carry
             key, k_act, k_env = jax.random.split(key, 3)
-            action = _act(agent, agent_state, obs, k_act, hparams, deterministic)
+            action, rc = _act(agent, agent_state, obs, k_act, hparams, deterministic, rc, first)
             env_state, obs, reward, term, trunc, _ = jax.vmap(env.step)(
                 jax.random.split(k_env, episodes), env_state, action)
             live = ~done
             ret = ret + jnp.where(live, reward, 0.0)
             length = length + live.astype(jnp.int32)
-            done = done | term | trunc
-            return (env_state, obs, ret, length, done, key), None
+            first = term | trunc
+            done = done | first
+            return (env_state, obs, ret, length, done, key, rc, first), None
 
         init = (env_state, obs, jnp.zeros(episodes), jnp.zeros(episodes, jnp.int32),
-                jnp.zeros(episodes, bool), k_loop)
-        (_, _, ret, length, _, _), _ = jax.lax.scan(body, init, None, length=max_steps)
+                jnp.zeros(episodes, bool), k_loop, init_carry(agent, episodes),
+                jnp.ones(episodes, bool))
+        (_, _, ret, length, *_), _ = jax.lax.scan(body, init, None, length=max_steps)
         return ret.mean(), length.astype(jnp.float32).mean()
 
     def evaluate(agent_state, key, hparams):
@@ -62,11 +71,13 @@ def make_jax_evaluate(agent: Any, env: JaxEnv, episodes: int, max_steps: int
 
 def evaluate_gym(make_vec: Callable[[int], Any], act_fn: Callable[..., Any], agent_states: Any,
                  hparams: Any, key: jax.Array, n_seeds: int, episodes: int, seed: int,
-                 max_steps: int = 100_000) -> dict[str, np.ndarray]:
+                 max_steps: int = 100_000, init_carry_fn: Callable[[], Any] | None = None
+                 ) -> dict[str, np.ndarray]:
     """Host-side evaluation on a fresh vector env of ``n_seeds * episodes`` copies.
 
-    ``act_fn(states[S], obs[S, E, ...], key, hparams, deterministic) -> actions[S, E, ...]``.
-    Returns per-seed arrays ``[S]``.
+    ``act_fn(states[S], obs[S, E, ...], key, hparams, deterministic, carry, is_first[S, E])
+    -> (actions[S, E, ...], carry)``; ``carry`` starts as ``init_carry()`` (``None`` for
+    feedforward agents). Returns per-seed arrays ``[S]``.
     """
     out: dict[str, np.ndarray] = {}
     for deterministic, name in ((True, "eval/return"), (False, "eval/return_stochastic")):
@@ -75,14 +86,17 @@ def evaluate_gym(make_vec: Callable[[int], Any], act_fn: Callable[..., Any], age
         ret = np.zeros(n_seeds * episodes)
         length = np.zeros(n_seeds * episodes)
         done = np.zeros(n_seeds * episodes, bool)
+        first = np.ones((n_seeds, episodes), bool)
+        carry = init_carry_fn() if init_carry_fn is not None else None
         for _ in range(max_steps):
             key, k = jax.random.split(key)
-            a = act_fn(agent_states, obs.reshape((n_seeds, episodes) + obs.shape[1:]), k, hparams,
-                       deterministic)
+            a, carry = act_fn(agent_states, obs.reshape((n_seeds, episodes) + obs.shape[1:]), k,
+                              hparams, deterministic, carry, first)
             a = np.asarray(a).reshape((n_seeds * episodes,) + np.asarray(a).shape[2:])
             obs, reward, term, trunc, _ = env.step(a)
             ret += np.where(done, 0.0, reward)
             length += ~done
+            first = (term | trunc).reshape(n_seeds, episodes)
             done |= term | trunc
             if done.all():
                 break

@@ -7,29 +7,32 @@ from typing import Any
 import jax
 
 from rlstab_jax.envs.gym_env import GymVecEnv
-from rlstab_jax.train.evaluate import _act, evaluate_gym
+from rlstab_jax.train.evaluate import _act, evaluate_gym, init_carry
 
 
 def make_gym_evaluate(cfg: Any, agent: Any, n_seeds: int):
     """``evaluate(states, key, hparams) -> {name: [S]}`` using host-side envs."""
     episodes = cfg.train.eval_episodes
 
-    @jax.jit
-    def act_det(agent_states, obs, key, hp):
-        keys = jax.random.split(key, n_seeds)
-        return jax.vmap(lambda s, o, k, h: _act(agent, s, o, k, h, True))(
-            agent_states, obs, keys, hp
-        )
+    def make_act(deterministic: bool):
+        @jax.jit
+        def act(agent_states, obs, key, hp, carry, first):
+            keys = jax.random.split(key, n_seeds)
+            return jax.vmap(lambda s, o, k, h, c, f: _act(agent, s, o, k, h, deterministic, c, f))(
+                agent_states, obs, keys, hp, carry, first
+            )
 
-    @jax.jit
-    def act_sto(agent_states, obs, key, hp):
-        keys = jax.random.split(key, n_seeds)
-        return jax.vmap(lambda s, o, k, h: _act(agent, s, o, k, h, False))(
-            agent_states, obs, keys, hp
-        )
+        return act
 
-    def act_fn(agent_states, obs, key, hp, deterministic):
-        return (act_det if deterministic else act_sto)(agent_states, obs, key, hp)
+    act_det, act_sto = make_act(True), make_act(False)
+
+    def act_fn(agent_states, obs, key, hp, deterministic, carry, first):
+        return (act_det if deterministic else act_sto)(agent_states, obs, key, hp, carry, first)
+
+    def init_carry_fn():
+        if agent.init_carry is None:
+            return None
+        return jax.vmap(lambda _: init_carry(agent, episodes))(jax.numpy.arange(n_seeds))
 
     def make_vec(n):
         return GymVecEnv(cfg.env.id, n, kwargs=cfg.env.kwargs)
@@ -37,7 +40,8 @@ def make_gym_evaluate(cfg: Any, agent: Any, n_seeds: int):
     def evaluate(states, keys, hp):
         key = keys[0]
         return evaluate_gym(
-            make_vec, act_fn, states.agent, hp, key, n_seeds, episodes, seed=cfg.train.seed + 10_000
+            make_vec, act_fn, states.agent, hp, key, n_seeds, episodes,
+            seed=cfg.train.seed + 10_000, init_carry_fn=init_carry_fn,
         )
 
     return evaluate
