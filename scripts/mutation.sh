@@ -24,8 +24,9 @@ find "$work" -name __pycache__ -prune -exec rm -rf {} +
 tests_for() {  # the test files that exercise one source file
   case "$1" in
     rlstab_jax/agents/sac/losses.py|rlstab_jax/agents/sac/agent.py)
-      echo "tests/agents/test_sac_update.py tests/agents/test_sac_targets.py" \
-           "tests/agents/test_sac_switches.py tests/agents/test_sac_agent_switches.py" ;;
+      # fastest killers first (pytest -x stops at the first failure)
+      echo "tests/agents/test_sac_targets.py tests/agents/test_sac_agent_switches.py" \
+           "tests/agents/test_sac_switches.py tests/agents/test_sac_update.py" ;;
     rlstab_jax/stability/demos.py)
       echo "tests/stability/test_demos.py tests/train/test_demo_mix.py" ;;
     rlstab_jax/stability/*.py)
