@@ -7,7 +7,8 @@ the soft backup subtracts),
 ``critic/loss``, ``critic/grad_norm``, ``critic/identical_frac`` (report 003 §1: q1 == q2),
 ``demo/fraction_in_batch`` (report 003 §9).
 Actor side: ``q_pi/mean``, ``q_pi/std`` (Q at the CURRENT policy's action ``a ~ pi(.|s)``, as
-the policy loss sees it: report 003's ``debug/q_a1``, its main drift signal), ``actor/loss``, ``actor/grad_norm``, ``alpha/loss``, ``log_std/mean/<name>``,
+the policy loss sees it: report 003's ``debug/q_a1``, its main drift signal), ``actor/loss``,
+``actor/grad_norm``, ``alpha/loss``, ``log_std/mean/<name>``,
 ``log_std/min/<name>``, ``log_std/frac_at_floor``, ``entropy/<name>`` (sample estimate
 ``-mean_b logp_{b,d}``, squashed). Alpha after the call: ``alpha/<name>``, ``alpha/mean``.
 """
