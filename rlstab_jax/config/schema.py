@@ -65,10 +65,10 @@ class ReplayConfig:
             "must be >= 1 (1 = no demo bias)",
         )
         _require(
-            self.demo_decay_samples >= 1,
+            self.demo_decay_samples >= 0,
             "replay.demo_decay_samples",
             self.demo_decay_samples,
-            "must be >= 1",
+            "must be >= 0 (0 = fixed demo weight, the report 003 §9 baseline)",
         )
         _require(self.demo_repeat >= 1, "replay.demo_repeat", self.demo_repeat, "must be >= 1")
 

@@ -71,7 +71,8 @@ class SquashedGaussianActor(nn.Module):
         mean = nn.Dense(self.act_dim, kernel_init=kernel_init(self.init_kind, 0.01),
                         name="mean")(trunk)
         if self.std_head == "decoupled":
-            h = nn.silu(nn.Dense(self.std_hidden, name="std_net_0")(features))
+            h = nn.silu(nn.Dense(self.std_hidden, kernel_init=kernel_init(self.init_kind),
+                                 name="std_net_0")(features))
             raw = nn.Dense(self.act_dim, kernel_init=kernel_init(self.init_kind, 0.01),
                            name="std_net_1")(h)
         elif self.std_head == "coupled":

@@ -1,10 +1,32 @@
-"""Architecture fingerprints stored with checkpoints, and the error raised when they differ.
+"""Run fingerprints stored with checkpoints, and the error raised when they differ.
 
-A fingerprint is a flat dict of the architecture-relevant config keys, e.g.
+A fingerprint is a flat dict of the config keys that old replay / parameter / optimiser state
+depends on, e.g.
 ``{"agent.hidden_sizes": [256, 256], "env.obs_shape": [3]}``. It is written into every
 checkpoint's metadata; restoring (or resuming into) a directory whose checkpoints carry a
 different fingerprint is refused with one line naming the differing keys, because data from
 an old architecture must not poison a new run (field report 001, phase 4).
+
+Which keys, class by class (``run_fingerprint``; each class has a refusal test in
+``tests/train/test_fingerprint.py``):
+
+* architecture (array shapes or what stored parameters compute): the agent's
+  ``architecture_keys()`` (widths, critics, encoder, ``activation``, ...) and the env's
+  ``obs_shape``/``action_kind``/``action_dim``, plus ``replay.capacity``, ``env.n_envs``,
+  ``train.seeds``, ``env.backend`` (replay and env-state shapes).
+* what stored transitions and actor parameters MEAN (``data_keys()``): the log-std bounds and
+  parametrisation (``log_std_min``/``max``/``init``, ``log_std_param``): report 001 Phase 4
+  wipes replay after ``LOG_STD_MIN -2 -> -20`` because the old data holds the old policy's
+  wobbles, and the same actor weights give another policy under other bounds.
+* optimiser-state layout: ``detach_actor_features`` (with a shared encoder the actor's Adam
+  state holds the encoder's moments or not).
+* the environment that produced the data: ``env.kwargs`` (reward and dynamics: stored rewards
+  from another reward function), ``env.frame_stack``, ``env.history``.
+
+Deliberately NOT in it (resume with a new value is sound): learning rates, Adam betas, tau,
+gamma, ``n_step`` (replay stores single steps and folds windows at sampling), alpha settings,
+clip values, ``utd``/``policy_delay``/``batch_size``, ``init_kind`` (initialisation only),
+the demo mixing keys (demos are not stored in replay), eval and checkpoint settings.
 """
 
 from __future__ import annotations
@@ -21,8 +43,8 @@ from rlstab_jax.config.errors import ConfigError
 
 _ABSENT = "<absent>"
 _ADVICE = (
-    "start a new run (field report 001 phase 4: data from an old architecture must not "
-    "poison a new run)"
+    "start a new run (field report 001 phase 4: data from an old architecture or policy "
+    "parametrisation must not poison a new run)"
 )
 
 
@@ -91,7 +113,7 @@ def fingerprint_diff(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str
 def mismatch_message(where: str, diff: list[str]) -> str:
     """The one-line message of :class:`CheckpointMismatchError` for a fingerprint difference."""
     return (
-        f"checkpoint in {where} was written with a different architecture: "
+        f"checkpoint in {where} was written with a different architecture or data setting: "
         f"{'; '.join(diff)}; {_ADVICE}"
     )
 
@@ -103,3 +125,29 @@ def assert_same_fingerprint(
     diff = fingerprint_diff(stored, current)
     if diff:
         raise CheckpointMismatchError(mismatch_message(where, diff))
+
+
+def run_fingerprint(cfg: Any, spec: Any, backend: str) -> dict[str, Any]:
+    """The fingerprint of a run: ``cfg`` (``config.loader.Config``), its ``EnvSpec`` and the
+    resolved env backend. See the module docstring for which keys and why."""
+    a = cfg.agent
+    keys = tuple(getattr(a, "architecture_keys", tuple)()) + tuple(
+        getattr(a, "data_keys", tuple)())
+    fp: dict[str, Any] = {f"agent.{k}": to_jsonable(getattr(a, k)) for k in keys}
+    fp.update(
+        {
+            "agent.name": cfg.agent_name,
+            "env.id": spec.env_id,
+            "env.obs_shape": list(spec.obs_shape),
+            "env.action_kind": spec.action_kind,
+            "env.action_dim": spec.action_dim,
+            "env.n_envs": cfg.env.n_envs,
+            "env.backend": backend,
+            "env.kwargs": to_jsonable(dict(cfg.env.kwargs)),
+            "env.frame_stack": cfg.env.frame_stack,
+            "env.history": cfg.env.history,
+            "train.seeds": cfg.train.seeds,
+            "replay.capacity": cfg.replay.capacity,
+        }
+    )
+    return fp

@@ -19,6 +19,7 @@ import numpy as np
 from rlstab_jax.config.errors import ConfigError
 from rlstab_jax.config.loader import Config, dump_config
 from rlstab_jax.train.checkpoint import CheckpointStore
+from rlstab_jax.train.eval_health import EvalHealth
 from rlstab_jax.train.metrics import MetricsWriter, read_metrics, truncate_metrics
 from rlstab_jax.train.plots import plot_learning_curve
 from rlstab_jax.train.progress import Progress
@@ -106,6 +107,8 @@ def run(
         state = sess.init_state()
     state = sess.place(state)
     hparams = sess.place(sess.hparams)
+    health = (EvalHealth.from_metrics(run_dir / "metrics.jsonl", cfg.train.seed, sess.n_seeds)
+              if resume else EvalHealth(sess.n_seeds))  # stability/* fields of eval rows
     writer = MetricsWriter(run_dir, cfg.log, cfg.to_dict())
     tcfg = cfg.train
     total = (
@@ -131,6 +134,7 @@ def run(
                     sess.evaluate(state, _eval_keys(tcfg.seed, sess.n_seeds, steps), hparams)
                 )
                 last_eval = {k: np.asarray(v) for k, v in ev.items()}
+                last_eval.update(health.update(last_eval["eval/return"]))
                 for i, row in enumerate(rows):
                     row.update({k: float(v[i]) for k, v in last_eval.items()})
             writer.write(rows)

@@ -23,6 +23,7 @@ from rlstab_jax.config.split import extract_hparams
 from rlstab_jax.envs import registry as env_registry
 from rlstab_jax.envs.spec import EnvSpec
 from rlstab_jax.train.evaluate import make_jax_evaluate
+from rlstab_jax.train.fingerprint import run_fingerprint
 
 
 @dataclasses.dataclass
@@ -62,28 +63,8 @@ class Session:
         return jax.device_put(tree, self.sharding)
 
     def fingerprint(self) -> dict[str, Any]:
-        """Architecture-relevant config: a checkpoint only restores into the same values."""
-        a = self.cfg.agent
-        keys = a.architecture_keys() if hasattr(a, "architecture_keys") else ()
-        fp: dict[str, Any] = {f"agent.{k}": _jsonable(getattr(a, k)) for k in keys}
-        fp.update(
-            {
-                "agent.name": self.cfg.agent_name,
-                "env.id": self.spec.env_id,
-                "env.obs_shape": list(self.spec.obs_shape),
-                "env.action_kind": self.spec.action_kind,
-                "env.action_dim": self.spec.action_dim,
-                "env.n_envs": self.cfg.env.n_envs,
-                "env.backend": self.backend,
-                "train.seeds": self.cfg.train.seeds,
-                "replay.capacity": self.cfg.replay.capacity,
-            }
-        )
-        return fp
-
-
-def _jsonable(v: Any) -> Any:
-    return list(v) if isinstance(v, tuple) else v
+        """Config keys a checkpoint depends on (``train.fingerprint.run_fingerprint``)."""
+        return run_fingerprint(self.cfg, self.spec, self.backend)
 
 
 def seed_keys(seed: int, n: int) -> jax.Array:
@@ -109,7 +90,8 @@ def _demo_mixer(cfg: Config, spec: EnvSpec) -> Any:
 
     data = load_demos(cfg.replay.demos, spec)
     return DemoMixer.from_arrays(
-        data, cfg.replay.demo_weight, cfg.replay.demo_decay_samples, cfg.replay.demo_repeat
+        data, cfg.replay.demo_weight, cfg.replay.demo_decay_samples, cfg.replay.demo_repeat,
+        cfg.replay.capacity,
     )
 
 

@@ -119,8 +119,9 @@ def critic_step(nets: SACNetworks, names: tuple[str, ...], state: SACState, batc
     cfg, opt = nets.cfg, _optimizer()
     k_target, k_drop = jax.random.split(key)
     alpha = losses.current_alpha(cfg, state.log_alpha, hp)
-    target = losses.compute_target(nets, state.actor_params, _shared(cfg, state.critic_params),
-                                   state.target_critic_params, alpha, batch, k_target, hp)
+    target, next_logp = losses.compute_target(
+        nets, state.actor_params, _shared(cfg, state.critic_params), state.target_critic_params,
+        alpha, batch, k_target, hp)
     (loss, (q, _)), grads = jax.value_and_grad(losses.critic_loss, has_aux=True)(
         state.critic_params, nets, batch, target, k_drop)
     grads, grad_norm = gradients.clip_by_global_norm_with_norm(grads, hp["critic_grad_clip"])
@@ -131,7 +132,7 @@ def critic_step(nets: SACNetworks, names: tuple[str, ...], state: SACState, batc
     state = state.replace(critic_params=params, critic_opt_state=opt_state,
                           target_critic_params=target_params,
                           critic_steps=state.critic_steps + 1)
-    return state, critic_metrics(q, target, loss, grad_norm, batch)
+    return state, critic_metrics(q, target, loss, grad_norm, batch, next_logp)
 
 
 def actor_step(nets: SACNetworks, names: tuple[str, ...], state: SACState, obs: jax.Array,

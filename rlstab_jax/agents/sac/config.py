@@ -69,7 +69,9 @@ class SACConfig:
       shared_encoder: one encoder trained by the critic and read by the actor.
       detach_actor_features: the actor sees ``stop_gradient`` features and FiLM inputs
         (field report 001 §4-5); False is the off variant where actor gradients reach the
-        shared encoder.
+        shared encoder. Only meaningful with ``shared_encoder``: ``False`` without it is
+        rejected (it would be bit-identical to ``True``: a separate actor encoder never
+        sends gradient to the critic's).
       context_len: K past (obs, action) pairs for the context transformer (0 = off); the env
         must be wrapped with ``envs.wrappers.HistoryContext(env, K)``.
       context_dim, context_heads, context_layers: context transformer size (no dropout,
@@ -131,7 +133,14 @@ class SACConfig:
         return ("actor_hidden", "critic_hidden", "n_critics", "critic_kind", "n_quantiles",
                 "layer_norm", "std_head", "alpha_mode", "encoder", "encoder_hidden",
                 "cnn_channels", "cnn_kernels", "cnn_strides", "feature_dim", "shared_encoder",
-                "context_len", "context_dim", "context_heads", "context_layers")
+                "context_len", "context_dim", "context_heads", "context_layers", "activation")
+
+    def data_keys(self) -> tuple[str, ...]:
+        """Fields that change what stored actor parameters, replay transitions or optimiser
+        state mean without changing shapes (report 001 Phase 4 wipes replay after the
+        ``LOG_STD_MIN`` change); part of the checkpoint fingerprint."""
+        return ("log_std_min", "log_std_max", "log_std_init", "log_std_param",
+                "detach_actor_features")
 
     def validate(self) -> None:
         """Check every field; raise a one-line ``ConfigError`` naming the key and the fix."""
@@ -203,6 +212,11 @@ class SACConfig:
                 raise _err(key, getattr(self, key), "must be >= 1")
         if self.context_len < 0:
             raise _err("context_len", self.context_len, "must be >= 0 (0 = off)")
+        if not self.detach_actor_features and not self.shared_encoder:
+            raise _err("detach_actor_features", self.detach_actor_features,
+                       "has no effect without agent.shared_encoder=true (the actor has its own "
+                       "encoder, so no actor gradient can reach the critic's); set "
+                       "agent.shared_encoder=true for the report 001 §4 off variant")
         if self.context_len and self.encoder == "cnn":
             raise _err("context_len", self.context_len,
                        "needs vector observations (agent.encoder=mlp); use 0 with pixels")

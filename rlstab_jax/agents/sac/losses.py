@@ -81,13 +81,18 @@ def critic_regression_loss(cfg: SACConfig, q: jax.Array, target: jax.Array) -> j
 
 def compute_target(nets: SACNetworks, actor_params: Any, shared_enc: Any,
                    target_critic_params: Any, alpha: jax.Array, batch: Batch, key: jax.Array,
-                   hp: HParams) -> jax.Array:
-    """Sample ``a' ~ pi(.|next_obs)`` with the online actor and build the soft backup."""
+                   hp: HParams) -> tuple[jax.Array, jax.Array]:
+    """Sample ``a' ~ pi(.|next_obs)`` with the online actor and build the soft backup.
+
+    Returns:
+      ``(target, next_logp)``: the backup (see ``soft_backup``) and the summed next-state
+      log-prob ``log pi(a'|s') [B]`` that entered it (logged: report 003 watches the backup).
+    """
     k_pi, k_drop, k_sub = jax.random.split(key, 3)
     mean, log_std = nets.actor_dist(actor_params, shared_enc, batch.next_obs, hp)
     next_action, next_logp, _ = policy.squashed_gaussian_sample(k_pi, mean, log_std)
     next_q = nets.q_values(target_critic_params, batch.next_obs, next_action, k_drop)
-    return soft_backup(nets.cfg, next_q, next_logp, alpha, batch, hp, k_sub)
+    return soft_backup(nets.cfg, next_q, next_logp, alpha, batch, hp, k_sub), next_logp
 
 
 def critic_loss(critic_params: Any, nets: SACNetworks, batch: Batch, target: jax.Array,
