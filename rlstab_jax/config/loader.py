@@ -93,7 +93,15 @@ def _parse_overrides(overrides: list[str]) -> dict[str, Any]:
     try:
         return OmegaConf.to_container(OmegaConf.from_dotlist(list(overrides)), resolve=True)
     except OmegaConfBaseException as e:
-        raise ConfigError(f"cannot parse overrides {overrides}: {str(e).splitlines()[0]}") from None
+        for i in range(len(overrides)):  # name the first override that does not fit the rest
+            try:
+                OmegaConf.from_dotlist(list(overrides[: i + 1]))
+            except OmegaConfBaseException:
+                bad = overrides[i]
+                break
+        else:
+            bad = ", ".join(overrides)
+        raise ConfigError(f"cannot parse override {bad!r}: {str(e).splitlines()[0]}") from None
 
 
 def _merge(base: dict[str, Any], *layers: dict[str, Any]) -> dict[str, Any]:
