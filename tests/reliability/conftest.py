@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import jax
 import pytest
 import yaml
 
@@ -58,9 +59,14 @@ def cached_build_session(cfg, hparams=None):
     key = _session_key(cfg)
     if key not in _SESSIONS:
         _SESSIONS[key] = build_session(cfg)
-    sess = _SESSIONS[key]
+    base = _SESSIONS[key]
     hp = batch_hparams(extract_hparams(cfg.agent), cfg.train.seeds)
-    return dataclasses.replace(sess, cfg=cfg, hparams=hp)
+    sess = dataclasses.replace(base, cfg=cfg, hparams=hp)
+    # Session.init_state jits driver.init afresh on each call (one compile per run, which is
+    # fine for a real run); here every case would pay it again, so share one jitted init.
+    init = base.__dict__.setdefault("_test_jit_init", jax.jit(base.driver.init))
+    sess.init_state = lambda: init(sess.keys, sess.hparams)
+    return sess
 
 
 @pytest.fixture
