@@ -60,7 +60,8 @@ def _list() -> None:
 def _on_sigterm(signum, frame):  # until the training loop installs its graceful handler
     from rlstab_jax.train.guard import RunInterrupted
 
-    raise RunInterrupted(signum, "stopped by SIGTERM before training started; nothing written")
+    raise RunInterrupted(signum, "stopped by SIGTERM outside the training loop (nothing is "
+                                 "written there); the last written checkpoint is intact")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -71,7 +71,7 @@ def cached_build_session(cfg, hparams=None):
 
 @pytest.fixture
 def cli(capsys, monkeypatch):
-    """``cli(*args) -> (exit code, stdout, stderr)`` of ``python -m rlstab_jax.train`` in-process."""
+    """``cli(*args) -> (exit code, stdout, stderr)`` of the CLI, in-process."""
     monkeypatch.setattr(loop, "build_session", cached_build_session)
 
     def call(*args: str, session_hook=None) -> tuple[int, str, str]:

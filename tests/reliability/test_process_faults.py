@@ -82,7 +82,7 @@ def _kill_during_saves(cli, spawn, run_dir: Path, kills: int, seed: int) -> None
         proc = spawn(*args)
         before = checkpoint_steps(run_dir)
         # Let at least one save finish after the start, then kill inside a later one.
-        wait_for(lambda: checkpoint_steps(run_dir)[-1:] > before[-1:], proc)
+        wait_for(lambda b=before: checkpoint_steps(run_dir)[-1:] > b[-1:], proc)
         wait_for(saving(run_dir), proc)
         time.sleep(rng.uniform(0.0, 0.03))
         proc.kill()
