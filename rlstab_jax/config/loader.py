@@ -93,14 +93,38 @@ def _parse_overrides(overrides: list[str]) -> dict[str, Any]:
     try:
         return OmegaConf.to_container(OmegaConf.from_dotlist(list(overrides)), resolve=True)
     except OmegaConfBaseException as e:
-        raise ConfigError(f"cannot parse overrides {overrides}: {str(e).splitlines()[0]}") from None
+        for i in range(len(overrides)):  # name the first override that does not fit the rest
+            try:
+                OmegaConf.from_dotlist(list(overrides[: i + 1]))
+            except OmegaConfBaseException:
+                bad = overrides[i]
+                break
+        else:
+            bad = ", ".join(overrides)
+        raise ConfigError(f"cannot parse override {bad!r}: {str(e).splitlines()[0]}") from None
 
 
 def _merge(base: dict[str, Any], *layers: dict[str, Any]) -> dict[str, Any]:
-    merged = OmegaConf.create(base)
-    for layer in layers:
-        merged = OmegaConf.merge(merged, OmegaConf.create(layer))
-    return OmegaConf.to_container(merged, resolve=True)
+    _check_sections(base)
+    try:
+        merged = OmegaConf.create(base)
+        for layer in layers:
+            _check_sections(layer)
+            merged = OmegaConf.merge(merged, OmegaConf.create(layer))
+        return OmegaConf.to_container(merged, resolve=True)
+    except OmegaConfBaseException as e:  # e.g. a list merged into a mapping
+        raise ConfigError(f"cannot merge config layers: {str(e).splitlines()[0]}") from None
+
+
+def _check_sections(layer: dict[str, Any]) -> None:
+    """Every section (``agent`` included) is a mapping or empty: ``agent: 5`` is one line."""
+    for section, value in layer.items():
+        known = section in SECTIONS or section == "agent"  # unknown ones are named later
+        if known and value is not None and not isinstance(value, dict):
+            raise ConfigError(
+                f"config section '{section}' must be a mapping of keys (e.g. "
+                f"{section}.<key>=<value>), got {type(value).__name__} {value!r}"
+            )
 
 
 def _check_type(key: str, value: Any, tp: Any) -> Any:
@@ -211,7 +235,9 @@ def load_config(
             )
     agent_data = dict(merged.get("agent") or {})
     name = agent_data.pop("name", "sac")
-    entry = registry.get(str(name))
+    if not isinstance(name, str):
+        raise ConfigError(f"agent.name={name!r} must be a string (see --list)")
+    entry = registry.get(name)
     try:
         agent_cfg = build_dataclass(entry.config_cls, agent_data, "agent")
         sections = {s: build_dataclass(cls, merged.get(s) or {}, s) for s, cls in SECTIONS.items()}

@@ -17,7 +17,13 @@ records). Failures prevented:
 * a SIGKILL during a write: Orbax writes into ``<step>.orbax-checkpoint-tmp`` and renames it when
   complete, so the previous step stays the latest; leftover tmp directories are deleted when the
   next store opens the directory;
-* losing the best policy when training later collapses (field report 003 §11D).
+* losing the best policy when training later collapses (field report 003 §11D);
+* a damaged checkpoint (truncated data file, deleted ``_METADATA``, missing item directory)
+  ending a resume although older good ones exist: :meth:`CheckpointStore.restore_newest_good`
+  falls back to the newest checkpoint that restores and moves each damaged one to
+  ``<run>/checkpoints-damaged/`` (kept for inspection, out of the way of new saves). A damaged
+  checkpoint is :class:`CheckpointDamagedError`; another architecture stays a plain
+  :class:`CheckpointMismatchError` and never falls back (that is a config error, not damage).
 """
 
 from __future__ import annotations
@@ -41,7 +47,12 @@ from rlstab_jax.train.fingerprint import (
     to_jsonable,
 )
 
-__all__ = ["CheckpointMismatchError", "CheckpointStore", "check_compatible"]
+__all__ = [
+    "CheckpointDamagedError",
+    "CheckpointMismatchError",
+    "CheckpointStore",
+    "check_compatible",
+]
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +63,14 @@ _HIDDEN_META = ("leaves", "format_version")
 _TMP_SUFFIX = getattr(
     getattr(ocp.path, "atomicity_types", None), "TMP_DIR_SUFFIX", ".orbax-checkpoint-tmp"
 )
-_ORBAX_SHAPE_ERRORS = (ValueError, KeyError, TypeError)
+
+
+class CheckpointDamagedError(CheckpointMismatchError):
+    """A checkpoint's files cannot be read (truncated, deleted, half-written by a foreign tool).
+
+    A subclass of :class:`CheckpointMismatchError` (one line, exit 2), told apart so a resume
+    can fall back to an older checkpoint instead of failing.
+    """
 
 
 def _first_line(e: BaseException) -> str:
@@ -86,18 +104,25 @@ def _remove_tmp_dirs(directory: Path) -> None:
 def _read_meta(manager, step: int, where: Path) -> dict[str, Any]:
     try:
         args = ocp.args.Composite(**{_META: ocp.args.JsonRestore()})
-        return dict(manager.restore(step, args=args)[_META])
-    except (*_ORBAX_SHAPE_ERRORS, FileNotFoundError) as e:
-        raise CheckpointMismatchError(
-            f"checkpoint step {step} in {where} has no readable metadata (not written by "
-            f"CheckpointStore?): {_first_line(e)}"
+        meta = dict(manager.restore(step, args=args)[_META])
+        if "leaves" not in meta or "step" not in meta:
+            raise KeyError("no 'leaves'/'step' record")
+        return meta
+    except Exception as e:  # noqa: BLE001  (Orbax/JSON raise many types for damaged files)
+        raise CheckpointDamagedError(
+            f"checkpoint step {step} in {where} has no readable metadata (damaged, or not "
+            f"written by CheckpointStore): {_first_line(e)}"
         ) from e
 
 
 def _check_managers(pairs: list[tuple[Any, Path]], fingerprint: dict[str, Any]) -> None:
     for manager, where in pairs:
         for step in manager.all_steps():
-            stored = _read_meta(manager, step, where).get("fingerprint", {})
+            try:
+                stored = _read_meta(manager, step, where).get("fingerprint", {})
+            except CheckpointDamagedError as e:
+                log.warning("%s (ignored by the compatibility check)", e)
+                continue  # damage is reported (and skipped) when that step is restored
             assert_same_fingerprint(str(where), stored, fingerprint)
 
 
@@ -137,12 +162,37 @@ class CheckpointStore:
         self._best = _manager(self.best_directory, 1, self.async_save)
         try:
             check_compatible(self, self.fingerprint)
-            best = self._best.latest_step()
-            meta = None if best is None else _read_meta(self._best, best, self.best_directory)
-            self._best_value: float | None = None if meta is None else float(meta["eval_return"])
+            self._best_value: float | None = self._read_best_value()
         except BaseException:
             self.close()
             raise
+
+    def _read_best_value(self) -> float | None:
+        """Best eval return so far; a damaged best checkpoint is moved aside (best restarts)."""
+        for slot in sorted(self._best.all_steps(), reverse=True):
+            try:
+                meta = _read_meta(self._best, slot, self.best_directory)
+                return float(meta["eval_return"])
+            except (CheckpointDamagedError, KeyError, TypeError, ValueError) as e:
+                self._set_aside(self._best, self.best_directory, slot, _first_line(e))
+        return None
+
+    def _set_aside(self, manager, where: Path, slot: int, why: str) -> Path:
+        """Move a damaged checkpoint out of ``where`` to ``<root>-damaged/`` (never deleted)."""
+        root = self.directory
+        sub = "best-" if where != root else ""
+        dest_root = root.parent / f"{root.name}-damaged"
+        dest_root.mkdir(parents=True, exist_ok=True)
+        dest = dest_root / f"{sub}{slot}-{time.strftime('%Y%m%d-%H%M%S')}"
+        n = 0
+        while dest.exists():
+            n += 1
+            dest = dest.with_name(f"{dest.name.split('~')[0]}~{n}")
+        shutil.move(str(where / str(slot)), str(dest))
+        (dest / "WHY-DAMAGED.txt").write_text(why + "\n")
+        log.info("moved damaged checkpoint %s to %s: %s", where / str(slot), dest, why)
+        manager.reload()
+        return dest
 
     # ---------------------------------------------------------------- writing
     def save(self, step: int, state: Any, metadata: Mapping[str, Any] | None = None) -> bool:
@@ -248,6 +298,41 @@ class CheckpointStore:
             raise FileNotFoundError(f"no checkpoint{at} in {self.directory}")
         return self._read(self._periodic, step, target, self.directory)
 
+    def restore_newest_good(
+        self, target: Any
+    ) -> tuple[Any, dict[str, Any], list[tuple[int, str]]]:
+        """Restore the newest periodic checkpoint that restores; move damaged newer ones aside.
+
+        Returns ``(state, metadata, skipped)`` with ``skipped`` = ``[(step, reason), ...]`` for
+        every newer checkpoint that was damaged (moved to ``<root>-damaged/``, so later saves
+        of those steps do not collide with them).
+
+        Raises:
+          FileNotFoundError: there is no periodic checkpoint at all.
+          CheckpointDamagedError: none restores (the message names each step and why).
+          CheckpointMismatchError: a readable checkpoint belongs to another architecture
+            (never a fallback: an older step has the same architecture).
+        """
+        self.wait()
+        steps = sorted(self._periodic.all_steps(), reverse=True)
+        if not steps:
+            raise FileNotFoundError(f"no checkpoint in {self.directory}")
+        skipped: list[tuple[int, str]] = []
+        for step in steps:
+            try:
+                state, meta = self._read(self._periodic, step, target, self.directory)
+            except CheckpointDamagedError as e:
+                reason = str(e).split(": ", 1)[-1] if ": " in str(e) else str(e)
+                skipped.append((step, reason))
+                self._set_aside(self._periodic, self.directory, step, str(e))
+                continue
+            return state, meta, skipped
+        listed = "; ".join(f"step {s}: {r}" for s, r in skipped)
+        raise CheckpointDamagedError(
+            f"no checkpoint in {self.directory} restores (damaged ones moved to "
+            f"{self.directory.parent / (self.directory.name + '-damaged')}): {listed}"
+        )
+
     def restore_best(self, target: Any) -> tuple[Any, dict[str, Any]]:
         """Restore the best checkpoint; ``metadata["step"]`` is the training step it was from."""
         self.wait()
@@ -273,8 +358,9 @@ class CheckpointStore:
             args = ocp.args.Composite(**{_STATE: ocp.args.PyTreeRestore(restore_args=restore_args)})
             restored = manager.restore(slot, args=args)[_STATE]
             state = pytree_codec.decode(records, dict(restored), target)
-        except _ORBAX_SHAPE_ERRORS as e:
-            raise CheckpointMismatchError(
+        except Exception as e:  # noqa: BLE001  (tensorstore/Orbax raise many types on damage)
+            # The records matched the target above, so a failure here is in the stored files.
+            raise CheckpointDamagedError(
                 f"checkpoint step {meta['step']} in {where} could not be restored into the "
                 f"target: {_first_line(e)}"
             ) from e

@@ -1,12 +1,16 @@
 """``python -m rlstab_jax.train``: run the default (SAC on Pendulum-v1) or any preset.
 
-Bad input exits with code 2 and one line on stderr, never a JAX traceback.
+Bad input exits with code 2 and one line on stderr, never a JAX traceback. Exit codes: 0 done
+(or nothing to do), 2 bad input / occupied run dir / no restorable checkpoint, 3 the non-finite
+guard stopped the run, 130 SIGINT, 143 SIGTERM (docs/reliability.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from rlstab_jax.config.errors import ConfigError
@@ -53,8 +57,27 @@ def _list() -> None:
         print(f"  {p.removesuffix('.yaml')}")
 
 
+def _on_sigterm(signum, frame):  # until the training loop installs its graceful handler
+    from rlstab_jax.train.guard import RunInterrupted
+
+    raise RunInterrupted(signum, "stopped by SIGTERM outside the training loop (nothing is "
+                                 "written there); the last written checkpoint is intact")
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Exit codes: 0 done, 2 bad input, 3 non-finite stop, 130 SIGINT, 143 SIGTERM."""
     args = _parser().parse_args(argv)
+    previous = signal.getsignal(signal.SIGTERM)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        return _main(args)
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main(args: argparse.Namespace) -> int:
     try:
         if args.list:
             _list()
@@ -86,9 +109,17 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted; resume with --resume <run dir>", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        from rlstab_jax.train.guard import RunInterrupted
+
+        if isinstance(e, RunInterrupted):
+            print(e.message or str(e), file=sys.stderr)
+            return e.exit_code
+        print("interrupted before training started; nothing written", file=sys.stderr)
         return 130
+    if result.stopped:  # "nothing to do" on a resume that already reached train.total_steps
+        print(result.stopped)
+        return 0
     ev = result.final_eval
     if "eval/return" in ev:
         import numpy as np

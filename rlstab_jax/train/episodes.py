@@ -51,11 +51,22 @@ def episode_update(stats: EpisodeStats, reward: jax.Array, done: jax.Array) -> E
 
 
 def nonfinite_streak(streak: jax.Array, metrics: dict) -> tuple[jax.Array, dict]:
-    """Count consecutive update calls that skipped a non-finite step (the loop stops at K).
+    """Count consecutive update calls that were non-finite (the loop stops at K).
 
-    Agents report ``nonfinite/skipped`` (skipped gradient steps in this call); the streak
-    resets on the first clean call and is added to the metrics as ``nonfinite/streak``.
+    A call is non-finite when the agent skipped a non-finite gradient step (agents report
+    ``nonfinite/skipped``) or any loss it reports (a metric named ``.../loss`` or ``..._loss``)
+    is NaN/Inf: huge learning rates make parameters overflow while every gradient step still
+    "succeeds", and then only the losses show it (issue 13). The streak resets on the first
+    clean call and is added to the metrics as ``nonfinite/streak``; ``nonfinite/loss`` is 1 when
+    a loss of this call was non-finite. Non-finite parameters and optimiser state are checked
+    by the host loop at each chunk end (``rlstab_jax.train.guard``).
     """
     skipped = metrics.get("nonfinite/skipped", jnp.zeros(()))
-    streak = jnp.where(skipped > 0, streak + 1, 0).astype(jnp.int32)
-    return streak, dict(metrics, **{"nonfinite/streak": streak.astype(jnp.float32)})
+    losses = [v for k, v in metrics.items() if "loss" in k.rsplit("/", 1)[-1]]
+    bad_loss = jnp.zeros((), bool)
+    for v in losses:
+        bad_loss = jnp.logical_or(bad_loss, ~jnp.all(jnp.isfinite(v)))
+    bad = jnp.logical_or(skipped > 0, bad_loss)
+    streak = jnp.where(bad, streak + 1, 0).astype(jnp.int32)
+    return streak, dict(metrics, **{"nonfinite/streak": streak.astype(jnp.float32),
+                                    "nonfinite/loss": bad_loss.astype(jnp.float32)})

@@ -7,11 +7,15 @@ Credentials are read by those libraries from environment variables only (``WANDB
 from __future__ import annotations
 
 import json
+import logging
 import math
+import os
 from pathlib import Path
 from typing import Any
 
 from rlstab_jax.config.errors import ConfigError
+
+_log = logging.getLogger(__name__)
 
 
 def _clean(v: Any) -> Any:
@@ -122,14 +126,58 @@ class MetricsWriter:
             sink.close()
 
 
-def read_metrics(path: Path) -> list[dict[str, Any]]:
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+def read_metrics(path: Path, warn: Any = None) -> list[dict[str, Any]]:
+    """Rows of a ``metrics.jsonl``; a torn LAST line (a crash mid-write) is dropped with a warning.
+
+    ``warn`` receives the warning line (default: the ``logging`` warning). A bad line anywhere
+    else is not a crash artefact (append-only writes only tear the tail): ConfigError.
+    """
+    text = Path(path).read_text()
+    lines = text.split("\n")
+    rows = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            if not isinstance(row, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as e:
+            if any(rest.strip() for rest in lines[i + 1:]):
+                raise ConfigError(
+                    f"{path}: line {i + 1} is not a JSON row ({type(e).__name__}: "
+                    f"{str(e).splitlines()[0]}); fix or remove that line"
+                ) from None
+            msg = (f"warning: {path}: dropped a torn last line {i + 1} "
+                   f"({len(line)} bytes; a crash during a write)")
+            (warn or _log.warning)(msg)
+            continue
+        rows.append(row)
+    return rows
 
 
-def truncate_metrics(path: Path, max_step: int) -> None:
-    """Drop rows logged after ``max_step`` (a resume replays them from the checkpoint)."""
+def _write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temp file in the same directory and ``os.replace``."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def truncate_metrics(path: Path, max_step: int, warn: Any = None) -> int:
+    """Drop rows logged after ``max_step`` (a resume replays them from the checkpoint).
+
+    The file is rewritten atomically (a kill during the rewrite leaves the old or the new
+    file, never half of one); a torn last line is dropped with a warning. Returns the number
+    of rows dropped.
+    """
     if not path.exists():
-        return
-    rows = [r for r in read_metrics(path) if r.get("step", 0) <= max_step]
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return 0
+    rows = read_metrics(path, warn)
+    keep = [r for r in rows if r.get("step", 0) <= max_step]
+    text = "".join(json.dumps(r) + "\n" for r in keep)
+    if text != path.read_text():
+        _write_atomic(path, text)
+    return len(rows) - len(keep)
