@@ -11,6 +11,7 @@ import dataclasses
 import time
 from datetime import datetime
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -44,23 +45,27 @@ def default_run_dir(cfg: Config) -> Path:
 
 
 def _to_rows(
-    metrics: dict[str, Any], steps: np.ndarray, seed0: int, extra: dict[str, Any]
+    metrics: dict[str, Any],
+    steps: np.ndarray,
+    seeds: tuple[int, ...],
+    extra: dict[str, Any],
+    labels: tuple[dict[str, Any], ...] | None = None,
 ) -> list[dict[str, Any]]:
     host = {k: np.asarray(v) for k, v in metrics.items()}
     rows = []
     for i in range(len(steps)):
-        row = {"step": int(steps[i]), "seed": seed0 + i, **extra}
+        row = {"step": int(steps[i]), "seed": seeds[i], **(labels[i] if labels else {}), **extra}
         row.update({k: float(v[i]) if v.ndim else float(v) for k, v in host.items()})
         rows.append(row)
     return rows
 
 
-def _eval_keys(seed: int, n_seeds: int, step: int) -> jax.Array:
+def _eval_keys(seeds: tuple[int, ...], step: int) -> jax.Array:
     # Evaluation never consumes the training RNG stream: a run evaluated more or less often
     # trains identically, a resumed run evaluates identically, and seed i's evaluation does
     # not depend on how many seeds run beside it.
     return jax.numpy.stack(
-        [jax.random.fold_in(jax.random.PRNGKey(seed + i + 7919), step) for i in range(n_seeds)]
+        [jax.random.fold_in(jax.random.PRNGKey(s + 7919), step) for s in seeds]
     )
 
 
@@ -71,6 +76,7 @@ def run(
     session: Session | None = None,
     stop_after_steps: int | None = None,
     progress: bool | None = None,
+    on_chunk: Callable[[int, list[dict[str, Any]], bool], bool] | None = None,
 ) -> RunResult:
     """Train ``cfg`` (or resume ``resume``) to ``train.total_steps`` env steps per seed.
 
@@ -80,6 +86,9 @@ def run(
       session: a pre-built session (tests reuse compiled chunks across runs).
       stop_after_steps: stop early once this many env steps per seed are done (tests of resume).
       progress: override ``log.progress``.
+      on_chunk: called after each chunk's rows are written as ``on_chunk(steps, rows,
+        evaluated)``; returning True stops the run there (the ablation grid's progress, the
+        sweep's per-evaluation report and pruning).
     """
     run_dir = Path(resume) if resume else Path(cfg.run.dir) if cfg.run.dir else default_run_dir(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -124,11 +133,11 @@ def run(
             prev, steps = steps, steps + sess.steps_per_chunk
             sps = sess.steps_per_chunk / dt
             env_steps = np.full(sess.n_seeds, steps)
-            rows = _to_rows(metrics, env_steps, tcfg.seed, {"sps": sps})
+            rows = _to_rows(metrics, env_steps, sess.member_seeds, {"sps": sps}, sess.labels)
             did_eval = _crossed(prev, steps, tcfg.eval_every) or steps >= total
             if did_eval:
                 ev = jax.device_get(
-                    sess.evaluate(state, _eval_keys(tcfg.seed, sess.n_seeds, steps), hparams)
+                    sess.evaluate(state, _eval_keys(sess.member_seeds, steps), hparams)
                 )
                 last_eval = {k: np.asarray(v) for k, v in ev.items()}
                 for i, row in enumerate(rows):
@@ -152,6 +161,8 @@ def run(
                     mean_ret = float(np.mean(last_eval["eval/return"]))
                     if mean_ret > best and store.save_best(steps, state, mean_ret, meta):
                         best = mean_ret
+            if on_chunk is not None and on_chunk(steps, rows, did_eval):
+                break
     finally:
         bar.close()
         writer.close()
