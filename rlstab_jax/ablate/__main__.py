@@ -37,6 +37,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, help="override the grid's number of seeds")
     p.add_argument("--ray", metavar="ADDRESS",
                    help="run cells as Ray tasks on this cluster ('local' starts one here)")
+    p.add_argument("--ray-cpus", type=float, default=1, help="CPUs per Ray task (cell)")
+    p.add_argument("--ray-gpus", type=float, default=0, help="GPUs per Ray task (cell)")
+    p.add_argument("--ray-no-shared-fs", action="store_true",
+                   help="workers train in local temp dirs and ship results back (no resume "
+                        "of an interrupted cell across machines)")
     p.add_argument("--max-cells", type=int, help="train at most N missing cells, then stop")
     p.add_argument("--dry-run", action="store_true",
                    help="validate, then build and compile every program's chunk once; no "
@@ -99,7 +104,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"report: {out / 'report.md'}")
             return 0
         result = runner.run_grid(spec, out, overrides=overrides, ray_address=args.ray,
-                                 progress=not args.no_progress, max_cells=args.max_cells)
+                                 progress=not args.no_progress, max_cells=args.max_cells,
+                                 ray_shared_fs=False if args.ray_no_shared_fs else None,
+                                 ray_cpus=args.ray_cpus, ray_gpus=args.ray_gpus)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

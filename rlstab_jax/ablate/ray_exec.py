@@ -53,7 +53,7 @@ def _writable(path: Path) -> bool:
 
 
 def remote_cell(grid_text: str, grid_name: str, overrides: dict[str, Any], cell_name: str,
-                out: str) -> dict[str, Any]:
+                out: str, shared: bool | None = None) -> dict[str, Any]:
     """Body of a Ray task: re-validate the grid, train one cell, return its files' text."""
     from rlstab_jax.ablate.cells import plan, run_cell
     from rlstab_jax.ablate.spec import load_grid
@@ -63,23 +63,28 @@ def remote_cell(grid_text: str, grid_name: str, overrides: dict[str, Any], cell_
         gpath.write_text(grid_text)
         spec = load_grid(str(gpath), overrides)
         cell = next(c for c in plan(spec) if c.name == cell_name)
-        shared = Path(out)
-        directory = cell_dir(shared, cell) if _writable(shared) else Path(tmp) / "cell"
+        use_shared = _writable(Path(out)) if shared is None else shared
+        directory = cell_dir(Path(out), cell) if use_shared else Path(tmp) / "cell"
         record = run_cell(cell, directory)
         return {"record": record, "metrics": (directory / "metrics.jsonl").read_text(),
                 "config": (directory / "config.yaml").read_text(), "host": os.uname().nodename}
 
 
 def run_cells_ray(address: str, spec: GridSpec, overrides: dict[str, Any], cells: list[Cell],
-                  out: Path, num_cpus: float = 1, num_gpus: float = 0) -> Iterator[dict]:
-    """Submit every cell as a Ray task; yield each cell's record as it finishes."""
+                  out: Path, num_cpus: float = 1, num_gpus: float = 0,
+                  shared: bool | None = None) -> Iterator[dict]:
+    """Submit every cell as a Ray task; yield each cell's record as it finishes.
+
+    ``shared``: whether workers write the results directory directly (None: a worker checks
+    whether it can; False: always train in a worker-local directory and ship the files back).
+    """
     ray = ray_init(address)
     task = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=1)(remote_cell)
     import yaml
 
     text = yaml.safe_dump(spec.raw, sort_keys=False)
     pending = {task.remote(text, Path(spec.path).stem, overrides, c.name,
-                           str(out.resolve())): c for c in cells}
+                           str(out.resolve()), shared): c for c in cells}
     while pending:
         ready, _ = ray.wait(list(pending), num_returns=1)
         cell = pending.pop(ready[0])

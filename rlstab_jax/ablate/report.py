@@ -41,7 +41,7 @@ def compile_table(spec: GridSpec, cells: list[Cell], out: Path) -> dict[str, Any
 
 
 def analyse(spec: GridSpec, cells: list[Cell], out: Path) -> dict[str, Any]:
-    """Write ``curves/``, ``summary.json``, ``plots/*.png`` and ``report.md``; return the summary."""
+    """Write ``curves/``, ``summary.json``, ``plots/*.png`` and ``report.md``; return it."""
     s = spec.stats
     curves = variant_curves(spec, cells, out, s.metric)
     paths = write_curves(curves, out)
@@ -80,7 +80,7 @@ def analyse(spec: GridSpec, cells: list[Cell], out: Path) -> dict[str, Any]:
         plots.plot_curves(cur, pdir / "curves.png", spec.name, s.metric)
     if agg:
         plots.plot_bars({k: v["iqm"] for k, v in agg.items()}, pdir / "iqm.png",
-                        f"{spec.name}: IQM of final {s.metric}", f"IQM (95% CI)")
+                        f"{spec.name}: IQM of final {s.metric}", "IQM (95% CI)")
     if stab:
         plots.plot_bars({k: {"value": v["collapse_rate"], "ci": None} for k, v in stab.items()},
                         pdir / "collapse_rate.png", f"{spec.name}: collapse rate",

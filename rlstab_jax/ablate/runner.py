@@ -49,7 +49,9 @@ def load_resumed(out: Path) -> tuple[GridSpec, dict[str, Any]]:
 
 def run_grid(spec: GridSpec, out: Path, *, overrides: dict[str, Any] | None = None,
              ray_address: str | None = None, progress: bool = True,
-             max_cells: int | None = None, analyse: bool = True) -> dict[str, Any]:
+             max_cells: int | None = None, analyse: bool = True,
+             ray_shared_fs: bool | None = None, ray_cpus: float = 1,
+             ray_gpus: float = 0) -> dict[str, Any]:
     """Train every missing cell of ``spec`` into ``out`` and (by default) analyse the results.
 
     Args:
@@ -60,6 +62,8 @@ def run_grid(spec: GridSpec, out: Path, *, overrides: dict[str, Any] | None = No
       progress: show the grid-wide progress bar (env steps over all cells and members).
       max_cells: train at most this many missing cells, then stop (split work, tests).
       analyse: write curves, summary.json, plots and report.md when every cell is finished.
+      ray_shared_fs: Ray workers write ``out`` directly (None: detect; False: ship files back).
+      ray_cpus, ray_gpus: resources each Ray task (cell) requests.
 
     Returns:
       ``{"ran": [cell names], "skipped": [...], "records": [...], "summary": dict | None}``.
@@ -79,7 +83,9 @@ def run_grid(spec: GridSpec, out: Path, *, overrides: dict[str, Any] | None = No
         if ray_address:
             from rlstab_jax.ablate.ray_exec import run_cells_ray
 
-            for rec in run_cells_ray(ray_address, spec, overrides or {}, todo, out):
+            for rec in run_cells_ray(ray_address, spec, overrides or {}, todo, out,
+                                     num_cpus=ray_cpus, num_gpus=ray_gpus,
+                                     shared=ray_shared_fs):
                 records.append(rec)
                 bar.update(sum(c.env_steps for c in todo if c.name == rec["cell"]))
         else:

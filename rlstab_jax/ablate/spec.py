@@ -26,7 +26,7 @@ from omegaconf import OmegaConf
 
 from rlstab_jax.config.errors import ConfigError, did_you_mean
 from rlstab_jax.config.loader import Config, load_config, read_yaml, resolve_preset
-from rlstab_jax.config.split import extract_hparams, hparam_names
+from rlstab_jax.config.split import hparam_names
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
 TOP_KEYS = ("name", "description", "base", "set", "seeds", "seed", "seed_block", "variants",
@@ -112,7 +112,8 @@ def resolve_grid(path: str) -> Path:
     p = Path(path)
     if p.is_file():
         return p
-    for cand in (PRESET_DIR / path, PRESET_DIR / f"{path}.yaml", Path("ablations") / f"{path}.yaml"):
+    for cand in (PRESET_DIR / path, PRESET_DIR / f"{path}.yaml",
+                 Path("ablations") / f"{path}.yaml"):
         if cand.is_file():
             return cand
     raise ConfigError(f"grid {path!r}: no such file or preset"
@@ -225,7 +226,8 @@ def load_grid(path: str, overrides: dict[str, Any] | None = None) -> GridSpec:
             cfg = _variant_cfg(base, shared, over)
         except ConfigError as e:
             raise ConfigError(f"{where}: variant '{name}': {e}") from None
-        numeric = {k: float(v) for k, v in extract_hparams(cfg.agent).items()}
+        # plain floats (no jnp): validating a grid must not touch JAX at all
+        numeric = {k: float(getattr(cfg.agent, k)) for k in hparam_names(cfg.agent)}
         variants.append(Variant(name, over, cfg, numeric))
     seed0 = data.get("seed", variants[0].cfg.train.seed)
     if not isinstance(seed0, int) or isinstance(seed0, bool) or seed0 < 0:
