@@ -52,7 +52,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def ray_head():
     port = _free_port()
     temp = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: Ray's socket paths are limited
@@ -84,7 +84,7 @@ def ray_head():
 
 # Slow: a Ray head, a worker process and two compiles (worker and local) cost ~5 min on this
 # contended 2-core VM (298 s measured at load 15); ray is also a heavy install, so it is in the
-# `ray` extra, not `dev`. Run with: pip install -e ".[ray]" && pytest -m slow tests/ablate/test_ray.py
+# `ray` extra, not `dev`. Run: pip install -e ".[ray]"; pytest -m slow tests/ablate/test_ray.py
 @pytest.mark.slow
 def test_ray_grid_matches_local(ray_head, tmp_path):
     grid = tmp_path / "tiny_ray.yaml"
@@ -102,3 +102,34 @@ def test_ray_grid_matches_local(ray_head, tmp_path):
     assert set(a) == set(b) == {"actor_lr=0.001", "actor_lr=0.0003"}
     for k in a:
         np.testing.assert_allclose(a[k], b[k], rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.slow
+def test_ray_sweep_matches_local(ray_head, tmp_path):
+    """Sweep trial batches as Ray tasks: same study results as the local path."""
+    pytest.importorskip("optuna")
+    from rlstab_jax.config.loader import load_config
+    from rlstab_jax.sweep.runner import run_sweep
+    from rlstab_jax.sweep.space import load_space
+    from rlstab_jax.sweep.study import make_pruner
+
+    space_file = tmp_path / "space.yaml"
+    space_file.write_text("params:\n  agent.actor_lr: {float: [0.0001, 0.01], log: true}\n")
+    cfg = load_config("sac/pendulum", [
+        "agent.actor_hidden=[8]", "agent.critic_hidden=[8]", "agent.batch_size=8",
+        "replay.capacity=300", "train.total_steps=200", "train.learning_starts=100",
+        "train.chunk_steps=100", "train.eval_every=100", "train.eval_episodes=1"])
+    space = load_space(str(space_file))
+    kw = dict(n_trials=2, batch_size=2, stability_weight=10.0, sampler_seed=1)
+    remote = run_sweep(cfg, space, tmp_path / "ray", pruner=make_pruner("none", None, 0, 0),
+                       ray_address=ray_head, **kw)
+    local = run_sweep(cfg, space, tmp_path / "local", pruner=make_pruner("none", None, 0, 0),
+                      **kw)
+    r = {t["number"]: t for t in remote["trials"]}
+    lo = {t["number"]: t for t in local["trials"]}
+    assert set(r) == set(lo) == {0, 1}
+    for n in r:
+        assert r[n]["params"] == lo[n]["params"] and r[n]["state"] == "complete"
+        np.testing.assert_allclose(r[n]["value"], lo[n]["value"], rtol=1e-4)
+    rows = (tmp_path / "ray" / "trials.jsonl").read_text().splitlines()
+    assert len(rows) == 4  # 2 trials x 2 evaluations, logged by the worker
