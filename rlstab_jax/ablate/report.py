@@ -55,6 +55,8 @@ def analyse(spec: GridSpec, cells: list[Cell], out: Path) -> dict[str, Any]:
             s.max_score if s.max_score is not None else float(allv.max()))
     agg = stats.aggregates(finals, norm, s.reps, s.ci, s.bootstrap_seed) if finals else {}
     comps = stats.comparisons(finals, list(spec.compare), s.reps, s.ci, s.bootstrap_seed)
+    for c in comps:
+        c["claim"] = spec.claims.get(c["comparison"], "")
     thr = s.threshold if s.threshold is not None else stats.default_threshold(curves)
     stab = {k: stats.stability(c, s, thr) for k, c in curves.items()}
     summary = {

@@ -118,3 +118,17 @@ def test_resume_runs_only_missing_cells(grid):
     # a finished grid runs nothing
     again = run_grid(spec, out, progress=False, analyse=False)
     assert again["ran"] == [] and len(again["skipped"]) == 2
+
+
+def test_cli_resume_of_a_finished_grid_trains_nothing(grid, capsys):
+    from rlstab_jax.ablate.__main__ import main
+
+    _, out, _ = grid
+    assert main(["--resume", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "cells trained: 0, already finished: 2" in printed
+    assert f"report: {out / 'report.md'}" in printed
+    # statistics can be recomputed from the stored curves without training
+    (out / "report.md").unlink()
+    assert main(["--resume", str(out), "--analyse-only"]) == 0
+    assert (out / "report.md").is_file()
