@@ -9,6 +9,7 @@ shared filesystem takes.
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -80,6 +81,7 @@ def ray_head():
             proc.wait(timeout=10)
         except (ProcessLookupError, subprocess.TimeoutExpired):
             os.killpg(proc.pid, signal.SIGKILL)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 # Slow: a Ray head, a worker process and two compiles (worker and local) cost ~5 min on this
