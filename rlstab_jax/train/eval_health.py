@@ -38,22 +38,25 @@ class EvalHealth:
     history: list[np.ndarray] = dataclasses.field(default_factory=list)
 
     @classmethod
-    def from_metrics(cls, path: Path, seed0: int, n_seeds: int, **kw) -> "EvalHealth":
-        """Rebuild the history from an existing ``metrics.jsonl`` (a resumed run)."""
+    def from_metrics(cls, path: Path, n_seeds: int, **kw) -> "EvalHealth":
+        """Rebuild the history from an existing ``metrics.jsonl`` (a resumed run).
+
+        The loop writes one row per run member in member order at every log step, so the
+        evaluation rows of a step, in file order, are members ``0..n_seeds-1`` (ablation cells
+        may repeat a seed across numeric variants, so rows are not matched by ``seed``).
+        """
         health = cls(n_seeds, **kw)
         if not Path(path).exists():
             return health
         from rlstab_jax.train.metrics import read_metrics
 
-        by_step: dict[int, dict[int, float]] = {}
+        by_step: dict[int, list[float]] = {}
         for row in read_metrics(Path(path)):
-            if RETURN_KEY in row and seed0 <= row.get("seed", -1) < seed0 + n_seeds:
-                seeds = by_step.setdefault(int(row["step"]), {})
-                seeds[int(row["seed"]) - seed0] = row[RETURN_KEY]
+            if RETURN_KEY in row:
+                by_step.setdefault(int(row["step"]), []).append(row[RETURN_KEY])
         for step in sorted(by_step):
             if len(by_step[step]) == n_seeds:
-                health.history.append(np.array([by_step[step][i] for i in range(n_seeds)],
-                                               np.float32))
+                health.history.append(np.array(by_step[step], np.float32))
         return health
 
     def update(self, eval_returns: np.ndarray) -> dict[str, np.ndarray]:

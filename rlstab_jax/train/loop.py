@@ -14,6 +14,7 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -61,23 +62,27 @@ def default_run_dir(cfg: Config) -> Path:
 
 
 def _to_rows(
-    metrics: dict[str, Any], steps: np.ndarray, seed0: int, extra: dict[str, Any]
+    metrics: dict[str, Any],
+    steps: np.ndarray,
+    seeds: tuple[int, ...],
+    extra: dict[str, Any],
+    labels: tuple[dict[str, Any], ...] | None = None,
 ) -> list[dict[str, Any]]:
     host = {k: np.asarray(v) for k, v in metrics.items()}
     rows = []
     for i in range(len(steps)):
-        row = {"step": int(steps[i]), "seed": seed0 + i, **extra}
+        row = {"step": int(steps[i]), "seed": seeds[i], **(labels[i] if labels else {}), **extra}
         row.update({k: float(v[i]) if v.ndim else float(v) for k, v in host.items()})
         rows.append(row)
     return rows
 
 
-def _eval_keys(seed: int, n_seeds: int, step: int) -> jax.Array:
+def _eval_keys(seeds: tuple[int, ...], step: int) -> jax.Array:
     # Evaluation never consumes the training RNG stream: a run evaluated more or less often
     # trains identically, a resumed run evaluates identically, and seed i's evaluation does
     # not depend on how many seeds run beside it.
     return jax.numpy.stack(
-        [jax.random.fold_in(jax.random.PRNGKey(seed + i + 7919), step) for i in range(n_seeds)]
+        [jax.random.fold_in(jax.random.PRNGKey(s + 7919), step) for s in seeds]
     )
 
 
@@ -92,6 +97,7 @@ def run(
     session: Session | None = None,
     stop_after_steps: int | None = None,
     progress: bool | None = None,
+    on_chunk: Callable[[int, list[dict[str, Any]], bool], bool] | None = None,
 ) -> RunResult:
     """Train ``cfg`` (or resume ``resume``) to ``train.total_steps`` env steps per seed.
 
@@ -113,6 +119,9 @@ def run(
         no checkpoint that restores.
       NonFiniteError: the guard stopped the run.
       RunInterrupted: SIGINT/SIGTERM (``exit_code`` 130/143).
+      on_chunk: called after each chunk's rows are written as ``on_chunk(steps, rows,
+        evaluated)``; returning True stops the run there (the ablation grid's progress, the
+        sweep's per-evaluation report and pruning).
     """
     run_dir = Path(resume) if resume else Path(cfg.run.dir) if cfg.run.dir else default_run_dir(cfg)
     fresh = resume is None
@@ -125,12 +134,14 @@ def run(
     check_state_fits(abstract, cfg)  # before any allocation and before the directory exists
     lock = RunDirLock(run_dir)
     try:
-        return _run_locked(cfg, run_dir, fresh, sess, abstract, stop_after_steps, progress)
+        return _run_locked(cfg, run_dir, fresh, sess, abstract, stop_after_steps, progress,
+                           on_chunk)
     finally:
         lock.release(remove_if_empty=fresh)
 
 
-def _run_locked(cfg, run_dir, fresh, sess, abstract, stop_after_steps, progress) -> RunResult:
+def _run_locked(cfg, run_dir, fresh, sess, abstract, stop_after_steps, progress,
+                on_chunk=None) -> RunResult:
     if fresh and holds_run(run_dir):  # another process got here between the check and the lock
         raise ConfigError(
             f"run dir {run_dir} already holds a run; use --resume {run_dir} or another run.dir"
@@ -154,7 +165,7 @@ def _run_locked(cfg, run_dir, fresh, sess, abstract, stop_after_steps, progress)
         return RunResult(run_dir, state, [], {}, stopped=msg)
     state = sess.place(state)
     hparams = sess.place(sess.hparams)
-    health = (EvalHealth.from_metrics(run_dir / "metrics.jsonl", cfg.train.seed, sess.n_seeds)
+    health = (EvalHealth.from_metrics(run_dir / "metrics.jsonl", sess.n_seeds)
               if not fresh else EvalHealth(sess.n_seeds))  # stability/* fields of eval rows
     writer = MetricsWriter(run_dir, cfg.log, cfg.to_dict())
     total = (
@@ -176,11 +187,11 @@ def _run_locked(cfg, run_dir, fresh, sess, abstract, stop_after_steps, progress)
                 prev, steps = steps, steps + sess.steps_per_chunk
                 sps = sess.steps_per_chunk / dt
                 env_steps = np.full(sess.n_seeds, steps)
-                rows = _to_rows(metrics, env_steps, tcfg.seed, {"sps": sps})
+                rows = _to_rows(metrics, env_steps, sess.member_seeds, {"sps": sps}, sess.labels)
                 did_eval = _crossed(prev, steps, tcfg.eval_every) or steps >= total
                 if did_eval:
                     ev = jax.device_get(
-                        sess.evaluate(state, _eval_keys(tcfg.seed, sess.n_seeds, steps), hparams)
+                        sess.evaluate(state, _eval_keys(sess.member_seeds, steps), hparams)
                     )
                     last_eval = {k: np.asarray(v) for k, v in ev.items()}
                     last_eval.update(health.update(last_eval["eval/return"]))
@@ -210,6 +221,8 @@ def _run_locked(cfg, run_dir, fresh, sess, abstract, stop_after_steps, progress)
                              "checkpoint.enabled=false: nothing to resume from")
                     raise RunInterrupted(signals.signum, f"stopped by {name} at step {steps}: "
                                                          f"{where}")
+                if on_chunk is not None and on_chunk(steps, rows, did_eval):
+                    break
     except RunInterrupted as e:
         if not e.message.startswith("stopped by"):
             e.message = f"{e}; {_resume_point(run_dir, saved)}"

@@ -41,10 +41,22 @@ class Session:
     chunk: Any  # jitted chunk
     steps_per_chunk: int
     sharding: Any = None
+    # Per-member seed and extra metric-row columns when the batch is not simply seeds
+    # train.seed + i (an ablation cell vmaps numeric variants x seeds: member j*S + k runs
+    # seed k of numeric variant j and equals a single run with that seed and those values).
+    seed_ids: tuple[int, ...] | None = None
+    labels: tuple[dict[str, Any], ...] | None = None
 
     @property
     def n_seeds(self) -> int:
         return self.cfg.train.seeds
+
+    @property
+    def member_seeds(self) -> tuple[int, ...]:
+        """The seed of each batch member (default ``train.seed + i``)."""
+        if self.seed_ids is not None:
+            return self.seed_ids
+        return tuple(self.cfg.train.seed + i for i in range(self.n_seeds))
 
     def init_state(self) -> Any:
         if self.runner is not None:
@@ -71,6 +83,11 @@ def seed_keys(seed: int, n: int) -> jax.Array:
     return jnp.stack([jax.random.PRNGKey(seed + i) for i in range(n)])
 
 
+def keys_for(seeds: tuple[int, ...]) -> jax.Array:
+    """``PRNGKey(s)`` for each member seed, stacked ``[S, 2]``."""
+    return jnp.stack([jax.random.PRNGKey(int(s)) for s in seeds])
+
+
 def batch_hparams(hparams: dict[str, jax.Array], n: int) -> dict[str, jax.Array]:
     return {k: jnp.broadcast_to(jnp.asarray(v, jnp.float32), (n,)) for k, v in hparams.items()}
 
@@ -95,13 +112,31 @@ def _demo_mixer(cfg: Config, spec: EnvSpec) -> Any:
     )
 
 
-def build_session(cfg: Config, hparams: dict[str, Any] | None = None) -> Session:
-    """Build everything a run needs. ``hparams`` overrides the config's (leaves ``[S]``)."""
+def build_session(
+    cfg: Config,
+    hparams: dict[str, Any] | None = None,
+    seeds: tuple[int, ...] | None = None,
+    labels: tuple[dict[str, Any], ...] | None = None,
+) -> Session:
+    """Build everything a run needs.
+
+    Args:
+      cfg: resolved config; ``train.seeds`` is the batch size S.
+      hparams: overrides the config's hyper-parameters (leaves ``[S]``).
+      seeds: the seed of each member (default ``train.seed + i``); member i trains with
+        ``PRNGKey(seeds[i])`` and evaluates like a single run with ``train.seed=seeds[i]``.
+      labels: extra per-member columns for the metric rows (e.g. the variant name).
+    """
     entry = registry.get(cfg.agent_name)
     choice = env_registry.resolve(cfg.env.id, cfg.env.backend)
     S, n_envs = cfg.train.seeds, cfg.env.n_envs
     hp = hparams if hparams is not None else batch_hparams(extract_hparams(cfg.agent), S)
-    keys = seed_keys(cfg.train.seed, S)
+    if seeds is not None and len(seeds) != S:
+        raise ConfigError(f"build_session: {len(seeds)} member seeds for train.seeds={S}")
+    if seeds is not None and choice.backend != "jax":
+        raise ConfigError("per-member seeds (numeric variants x seeds) need a pure-JAX env; "
+                          "with env.backend=gymnasium vary one numeric value per run")
+    keys = seed_keys(cfg.train.seed, S) if seeds is None else keys_for(tuple(seeds))
     sharding = _sharding(S)
     runner = None
     if choice.backend == "jax":
@@ -177,6 +212,8 @@ def build_session(cfg: Config, hparams: dict[str, Any] | None = None) -> Session
         chunk,
         steps_per_chunk,
         sharding,
+        tuple(int(x) for x in seeds) if seeds is not None else None,
+        tuple(labels) if labels is not None else None,
     )
 
 

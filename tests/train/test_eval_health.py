@@ -35,7 +35,7 @@ def test_eval_health_fields_match_the_telemetry_primitives(tmp_path):
     rows = [{"step": 100 * (t + 1), "seed": 5 + i, "eval/return": DET[i][t]}
             for t in range(3) for i in range(2)] + [{"step": 350, "seed": 5, "x": 1.0}]
     (tmp_path / "metrics.jsonl").write_text("".join(f"{r}\n".replace("'", '"') for r in rows))
-    h2 = EvalHealth.from_metrics(tmp_path / "metrics.jsonl", seed0=5, n_seeds=2, window=3)
+    h2 = EvalHealth.from_metrics(tmp_path / "metrics.jsonl", n_seeds=2, window=3)
     assert len(h2.history) == 3
     last = h2.update(np.array([2.0, 4.0]))
     np.testing.assert_allclose(last["stability/score"], out[-1]["stability/score"])

@@ -1,0 +1,69 @@
+"""Grid presets load, validate and compile (presets 1 and 2: field reports 000/001 and 003).
+
+Loading and validating every variant (no JAX) runs by default. Compiling (the ``--dry-run``
+path, 1 seed) is ``slow``: the first program of each preset took 98-174 s on this contended
+2-core VM (load 18), too much for the default run; ``pytest -m slow tests/ablate/test_presets.py``
+compiles every program of both presets.
+"""
+
+import dataclasses
+
+import pytest
+
+from rlstab_jax.ablate.dryrun import dry_run
+from rlstab_jax.ablate.spec import list_grid_presets, load_grid, with_seeds
+
+PRESETS = ["sac_racer_000", "tqc_racer_003"]
+
+
+def test_both_presets_are_listed():
+    assert set(PRESETS) <= set(list_grid_presets())
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_preset_loads_and_validates(name):
+    spec = load_grid(name)
+    assert len(spec.seeds) >= 10
+    for v in spec.variants:
+        v.cfg.agent.validate()
+        assert v.cfg.env.id == "Racer-v0"
+        assert v.cfg.train.total_steps <= 15000  # sized for <= 30 min on 2 cores
+    assert spec.baseline in {v.name for v in spec.variants}
+    for a, b in spec.compare:
+        assert f"{a} vs {b}" in spec.claims  # every comparison states the report's claim
+
+
+def test_preset1_grouping():
+    spec = load_grid("sac_racer_000")
+    progs = {p.name: [v.name for v in p.variants] for p in spec.programs}
+    # clamp at -2 and at -20 differ only in a numeric bound: one vmapped program
+    assert progs["log_std_param=clamp"] == ["clamp-2", "clamp-20"]
+    assert len(spec.programs) == 4
+
+
+def test_preset2_grouping():
+    spec = load_grid("tqc_racer_003")
+    progs = {p.name: [v.name for v in p.variants] for p in spec.programs}
+    assert progs["base+no-backup-clip+no-grad-clip"] == ["base", "no-backup-clip",
+                                                          "no-grad-clip"]
+    assert {"drop-2", "drop-8", "fixed-alpha", "demos-decay", "demos-fixed-weight",
+            "reward-terms"} <= set(progs)
+    demos = next(v for v in spec.variants if v.name == "demos-decay").cfg.replay.demos
+    assert demos.endswith("racer_controller_demos.npz")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", PRESETS)
+def test_preset_first_program_compiles(name):
+    spec = with_seeds(load_grid(name), 1)
+    spec = dataclasses.replace(spec, programs=spec.programs[:1])
+    lines = list(dry_run(spec))
+    assert "compiles" in lines[1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", PRESETS)
+def test_preset_every_program_compiles(name):
+    spec = with_seeds(load_grid(name), 1)
+    lines = list(dry_run(spec))
+    assert len(lines) == 1 + len(spec.programs)
