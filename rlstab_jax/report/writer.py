@@ -117,9 +117,8 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None,
     last_step = max(int(r["step"]) for r in log.rows)
     lines = [f"# Run report: `{log.run_dir.name}`", "",
              f"`{agent}` on `{env}`, {len(log.seeds)} seed(s) ({', '.join(map(str, log.seeds))})"
-             f", {last_step} env steps per seed logged "
-             f"(budget `train.total_steps={(cfg.get('train') or {}).get('total_steps', '?')}`), "
-             f"{len(steps)} evaluations.", "", "## Collapse detector and stability score", ""]
+             f", {last_step} env steps per seed logged, {len(steps)} evaluations.", "",
+             "## Collapse detector and stability score", ""]
     lines += _verdict_lines(verdict)
     lines += ["", "## Telemetry at the last log step", ""] + _telemetry_table(log)
     figs = _figures(log)
