@@ -56,9 +56,14 @@ def eval_curve(log: RunLog, key: str = "eval/return") -> Figure | None:
 
 
 def action_dims(log: RunLog, prefix: str) -> list[str]:
-    """Action-dimension names logged under ``prefix`` (``alpha/`` -> steer, gas, brake)."""
-    return [k[len(prefix):] for k in log.keys_under(prefix)
-            if "/" not in k[len(prefix):] and k[len(prefix):] not in NOT_DIMS]
+    """Action-dimension names logged under ``prefix`` (``alpha/`` -> steer, gas, brake).
+
+    In the env's action order when the run's env can be built, else sorted.
+    """
+    names = [k[len(prefix):] for k in log.keys_under(prefix)
+             if "/" not in k[len(prefix):] and k[len(prefix):] not in NOT_DIMS]
+    order = {n: i for i, n in enumerate(log.action_names)}
+    return sorted(names, key=lambda n: (order.get(n, len(order)), n))
 
 
 def per_dim_alpha(log: RunLog) -> Figure | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -12,13 +13,32 @@ import numpy as np
 from rlstab_jax.config.errors import ConfigError
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, eq=False)
 class RunLog:
     """``config`` (the run's ``config.yaml`` as a mapping) and ``rows`` of ``metrics.jsonl``."""
 
     run_dir: Path
     config: dict[str, Any]
     rows: list[dict[str, Any]]
+
+    @functools.cached_property
+    def action_names(self) -> tuple[str, ...]:
+        """The env's action-dimension names in action order (``()`` if the env cannot be built).
+
+        Metric rows are key-sorted; this restores the env's order (steer, gas, brake) for plots.
+        Only pure-JAX envs are built (cheap, no simulator process); others give ``()``.
+        """
+        from rlstab_jax.envs import registry
+
+        env = self.config.get("env") or {}
+        try:
+            choice = registry.resolve(str(env.get("id")), str(env.get("backend", "auto")))
+            if choice.backend != "jax":
+                return ()
+            spec = registry.make_jax(str(env.get("id")), dict(env.get("kwargs") or {})).spec
+        except ConfigError:
+            return ()
+        return tuple(spec.action_names)
 
     @property
     def seeds(self) -> list[int]:
@@ -29,8 +49,12 @@ class RunLog:
         return {k for r in self.rows for k in r}
 
     def keys_under(self, prefix: str) -> list[str]:
-        """Metric keys starting with ``prefix`` (e.g. ``"alpha/"``), sorted."""
-        return sorted(k for k in self.keys if k.startswith(prefix))
+        """Metric keys starting with ``prefix`` (e.g. ``"alpha/"``) in logged order.
+
+        Logged order keeps action dimensions in the env's order (steer, gas, brake).
+        """
+        ordered = dict.fromkeys(k for r in self.rows for k in r)
+        return [k for k in ordered if k.startswith(prefix)]
 
     def series(self, key: str) -> dict[int, tuple[np.ndarray, np.ndarray]]:
         """``{seed: (steps, values)}`` of the rows where ``key`` has a value."""
