@@ -29,6 +29,17 @@ class EnvConfig:
     ``lax.scan`` that steps the simulator through an ordered ``io_callback``; ``loop`` makes one
     jitted call per env step from a Python loop. Same transitions, updates and random streams
     either way (tested); ``scan`` is faster (no per-step launch and sync).
+
+    Fields:
+      id: environment id (a gymnax or gymnasium id, ``probe/...``, ``Racer-v0``).
+      backend: ``auto`` | ``gymnax`` | ``gymnasium`` (see above).
+      n_envs: env copies per seed stepped together (env steps per iteration).
+      async_vector: gymnasium backend: ``AsyncVectorEnv`` (subprocesses) instead of sync.
+      host_step: gymnasium backend, off-policy agents: ``scan`` | ``loop`` (see above).
+      frame_stack: stack the last K observations (0 = off; pure-JAX envs).
+      history: expose the last K (obs, action) pairs for context encoders (0 = off; pure-JAX
+        envs; set to ``agent.context_len``).
+      kwargs: keyword arguments of the env constructor (e.g. Racer's ``max_steps_in_episode``).
     """
 
     id: str = "Pendulum-v1"
@@ -48,7 +59,17 @@ class EnvConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ReplayConfig:
-    """Replay capacity (transitions per seed) and demonstration mixing (field report 003 §9)."""
+    """Replay capacity (transitions per seed) and demonstration mixing (field report 003 §9).
+
+    Fields:
+      capacity: transitions kept per seed (oldest overwritten first).
+      demos: path of a demo ``.npz`` (``scripts/record_demos.py``) mixed into every batch, or
+        null.
+      demo_weight: initial sampling weight of a demo transition relative to an agent one
+        (report value 2.5; 1 = no demo bias).
+      demo_decay_samples: samples over which the demo weight decays to 1 (report 200000).
+      demo_repeat: how many copies of the demo set the demo store holds.
+    """
 
     capacity: int = 100_000
     demos: str | None = None
@@ -80,6 +101,16 @@ class TrainConfig:
     ``total_steps``, ``eval_every``, ``learning_starts`` and ``chunk_steps`` count env steps per
     seed (all ``env.n_envs`` copies together). Seed ``i`` of a run with ``seeds=N`` uses
     ``seed + i`` and equals a single run with ``seed=seed+i``.
+
+    Fields:
+      total_steps: env steps per seed to train for.
+      seeds: independent seeds run in one vmapped call.
+      seed: seed of the first seed.
+      eval_every: evaluate every this many env steps (0 = only at the end).
+      eval_episodes: episodes per evaluation (deterministic and stochastic policy).
+      learning_starts: env steps of random actions before the first update.
+      chunk_steps: env steps per jitted chunk (metrics are logged once per chunk).
+      max_nonfinite: stop the run after this many consecutive non-finite updates.
     """
 
     total_steps: int = 20_000
@@ -115,6 +146,15 @@ class LogConfig:
 
     Credentials come only from environment variables (``WANDB_API_KEY``,
     ``MLFLOW_TRACKING_URI``, ...) and are never written to disk or logs.
+
+    Fields:
+      progress: show a progress bar.
+      plot: write ``learning_curve.png`` at the end of a run.
+      tensorboard: also log to TensorBoard (``tracking`` extra).
+      wandb: also log to Weights & Biases (``tracking`` extra; key from ``WANDB_API_KEY``).
+      wandb_project: W&B project name.
+      mlflow: also log to MLflow (``tracking`` extra; server from ``MLFLOW_TRACKING_URI``).
+      mlflow_experiment: MLflow experiment name.
     """
 
     progress: bool = True
@@ -128,7 +168,14 @@ class LogConfig:
 
 @dataclasses.dataclass(frozen=True)
 class CheckpointConfig:
-    """Orbax checkpoints every ``every`` env steps (keep last ``keep``) plus best-by-eval."""
+    """Orbax checkpoints every ``every`` env steps (keep last ``keep``) plus best-by-eval.
+
+    Fields:
+      enabled: write checkpoints at all (resume needs them).
+      every: checkpoint every this many env steps (and at the end).
+      keep: periodic checkpoints kept (the best one is kept separately).
+      best: keep ``checkpoints/best/``, the state with the best mean eval return.
+    """
 
     enabled: bool = True
     every: int = 10_000
@@ -142,7 +189,12 @@ class CheckpointConfig:
 
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
-    """Output directory (default ``runs/<name>-<timestamp>``)."""
+    """Output directory (default ``runs/<name>-<timestamp>``).
+
+    Fields:
+      dir: run directory (config, metrics, checkpoints, plots); null = ``runs/<name>-<time>``.
+      name: name used in the default directory; null = ``<agent>-<env id>``.
+    """
 
     dir: str | None = None
     name: str | None = None

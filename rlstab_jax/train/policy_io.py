@@ -13,12 +13,17 @@ from rlstab_jax.config.loader import load_config, read_yaml
 from rlstab_jax.envs.spec import EnvSpec
 
 
-def load_policy(run_dir: str | Path, spec: EnvSpec | None = None, deterministic: bool = True,
-                seed_index: int = 0, best: bool = True) -> Callable[[jax.Array, jax.Array], Any]:
-    """``policy(obs[B, ...], key) -> action`` of seed ``seed_index`` of a run.
+def restore_run(run_dir: str | Path, best: bool = True, overrides: list[str] | None = None,
+                session: Any = None) -> tuple[Any, Any, dict[str, Any]]:
+    """``(session, state, meta)`` of a run directory's best (or latest) checkpoint.
 
     Uses the best-by-eval checkpoint when ``best`` and one exists, else the latest. The run's
-    architecture fingerprint is checked; ``spec`` (if given) must match the run's env spaces.
+    architecture fingerprint is checked. ``overrides`` change non-architecture keys of the
+    rebuilt session (e.g. ``["train.eval_episodes=20"]``); a given ``session`` is used
+    instead of building one (its fingerprint must match the checkpoint's).
+
+    Raises:
+      ConfigError: not a run directory, or no checkpoint in it.
     """
     from rlstab_jax.train.checkpoint import CheckpointStore
     from rlstab_jax.train.session import build_session
@@ -26,28 +31,43 @@ def load_policy(run_dir: str | Path, spec: EnvSpec | None = None, deterministic:
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise ConfigError(f"{run_dir}: not a run directory (no config.yaml)")
-    cfg = load_config(base=read_yaml(run_dir / "config.yaml"))
-    sess = build_session(cfg)
-    if spec is not None and (spec.obs_shape, spec.action_dim) != (sess.spec.obs_shape,
-                                                                  sess.spec.action_dim):
-        raise ConfigError(f"{run_dir}: policy expects obs {sess.spec.obs_shape} and "
-                          f"{sess.spec.action_dim} actions, env has {spec.obs_shape} and "
-                          f"{spec.action_dim}")
-    if not 0 <= seed_index < cfg.train.seeds:
-        raise ConfigError(f"seed_index={seed_index} out of range: the run has "
-                          f"{cfg.train.seeds} seeds")
+    cfg = load_config(base=read_yaml(run_dir / "config.yaml"), overrides=overrides)
+    sess = session if session is not None else build_session(cfg)
     store = CheckpointStore(run_dir / "checkpoints", keep=cfg.checkpoint.keep,
                             fingerprint=sess.fingerprint())
     try:
         target = sess.abstract_state()
         if best and store.best_eval_return is not None:
-            state, _ = store.restore_best(target)
+            state, meta = store.restore_best(target)
         elif store.latest_step() is not None:
-            state, _ = store.restore(target)
+            state, meta = store.restore(target)
         else:
             raise ConfigError(f"{run_dir}: no checkpoint to load a policy from")
     finally:
         store.close()
+    return sess, state, meta
+
+
+def load_policy(run_dir: str | Path, spec: EnvSpec | None = None, deterministic: bool = True,
+                seed_index: int = 0, best: bool = True) -> Callable[[jax.Array, jax.Array], Any]:
+    """``policy(obs[B, ...], key) -> action`` of seed ``seed_index`` of a run.
+
+    Uses the best-by-eval checkpoint when ``best`` and one exists, else the latest. The run's
+    architecture fingerprint is checked; ``spec`` (if given) must match the run's env spaces.
+    """
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise ConfigError(f"{run_dir}: not a run directory (no config.yaml)")
+    seeds = load_config(base=read_yaml(run_dir / "config.yaml")).train.seeds
+    if not 0 <= seed_index < seeds:
+        raise ConfigError(f"seed_index={seed_index} out of range: the run has "
+                          f"{seeds} seeds")
+    sess, state, _ = restore_run(run_dir, best=best)
+    if spec is not None and (spec.obs_shape, spec.action_dim) != (sess.spec.obs_shape,
+                                                                  sess.spec.action_dim):
+        raise ConfigError(f"{run_dir}: policy expects obs {sess.spec.obs_shape} and "
+                          f"{sess.spec.action_dim} actions, env has {spec.obs_shape} and "
+                          f"{spec.action_dim}")
     agent_state = jax.tree.map(lambda x: x[seed_index], state.agent)
     hparams = jax.tree.map(lambda x: x[seed_index], sess.hparams)
 

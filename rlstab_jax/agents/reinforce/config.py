@@ -14,6 +14,17 @@ class ReinforceConfig:
 
     It exists to exercise the on-policy driver and the probe envs end to end; the multi-head
     recurrent PPO of field report 004 builds on the same driver.
+
+    Fields:
+      hidden: MLP widths of the policy and value networks.
+      rollout_len: env steps per rollout (per update).
+      lr: Adam learning rate.
+      gamma: discount.
+      gae_lambda: GAE lambda (1 = Monte-Carlo returns with a baseline).
+      entropy_coef: entropy bonus coefficient.
+      value_coef: value-loss coefficient.
+      max_grad_norm: global-norm gradient clip.
+      log_std_init: initial log-std of a continuous policy.
     """
 
     hidden: tuple[int, ...] = (64, 64)

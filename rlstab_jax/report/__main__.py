@@ -1,0 +1,5 @@
+import sys
+
+from rlstab_jax.report.cli import main
+
+sys.exit(main())
