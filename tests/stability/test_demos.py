@@ -37,6 +37,10 @@ def test_demo_fraction():
     np.testing.assert_allclose(demo_fraction(3.0, 10, 0), 1.0)  # demos only
     np.testing.assert_allclose(demo_fraction(0.0, 10, 0), 0.0)
     np.testing.assert_allclose(demo_fraction(2.0, 0, 5), 0.0)
+    # Totals in (0, 1] are not "empty" (kills the mutant `total > 1`).
+    np.testing.assert_allclose(demo_fraction(1.0, 1, 0), 1.0)
+    np.testing.assert_allclose(demo_fraction(0.5, 1, 0), 1.0)
+    np.testing.assert_allclose(demo_fraction(0.25, 1, 0.5), 1.0 / 3.0, rtol=1e-6)
 
 
 class NT(NamedTuple):
