@@ -37,6 +37,10 @@ def test_demo_fraction():
     np.testing.assert_allclose(demo_fraction(3.0, 10, 0), 1.0)  # demos only
     np.testing.assert_allclose(demo_fraction(0.0, 10, 0), 0.0)
     np.testing.assert_allclose(demo_fraction(2.0, 0, 5), 0.0)
+    # Totals in (0, 1] are not "empty" (kills the mutant `total > 1`).
+    np.testing.assert_allclose(demo_fraction(1.0, 1, 0), 1.0)
+    np.testing.assert_allclose(demo_fraction(0.5, 1, 0), 1.0)
+    np.testing.assert_allclose(demo_fraction(0.25, 1, 0.5), 1.0 / 3.0, rtol=1e-6)
 
 
 class NT(NamedTuple):
@@ -89,6 +93,20 @@ def test_mix_namedtuple_dataclass_and_plain():
     np.testing.assert_array_equal(dc_out.is_demo, out.is_demo)  # same key -> same mask
     plain, _ = mix_demo_batch(k, (a.obs,), (d.obs,), 0.5)
     np.testing.assert_array_equal(plain[0], out.obs)
+    # NamedTuples / dataclasses WITHOUT an is_demo field come back mixed, not extended.
+    nt_out, _ = mix_demo_batch(k, NoFlagNT(a.obs), NoFlagNT(d.obs), 0.5)
+    np.testing.assert_array_equal(nt_out.obs, out.obs)
+    dc2_out, _ = mix_demo_batch(k, NoFlagDC(a.obs), NoFlagDC(d.obs), 0.5)
+    np.testing.assert_array_equal(dc2_out.obs, out.obs)
+
+
+class NoFlagNT(NamedTuple):
+    obs: jax.Array
+
+
+@flax.struct.dataclass
+class NoFlagDC:
+    obs: jax.Array
 
 
 def test_mix_vmap_matches_loop():
