@@ -267,7 +267,9 @@ class GymOffPolicyRunner:
                 is_demo=np.zeros(shape, bool),
             )
             self._obs = obs.reshape(shape + obs.shape[1:])
-            do_update = steps + n >= d.learning_starts
+            # Same schedule as OffPolicyDriver.learn_step (warm-up, then every update_period).
+            do_update = steps + n >= d.learning_starts and (
+                ((steps + n) // n) % d.update_period == 0)
             # The next action comes back from the same call. The chunk's last one is dropped
             # and the next chunk starts with _act, exactly as a resumed run does.
             states, msum, action, pending = self._step(states, row, self._obs, hparams, msum,

@@ -36,6 +36,9 @@ def load_policy(run_dir: str | Path, spec: EnvSpec | None = None, deterministic:
     if not 0 <= seed_index < cfg.train.seeds:
         raise ConfigError(f"seed_index={seed_index} out of range: the run has "
                           f"{cfg.train.seeds} seeds")
+    if getattr(sess.agent, "init_carry", None) is not None:
+        raise ConfigError(f"agent.name={cfg.agent_name} is recurrent: a stateless "
+                          "policy(obs, key) cannot carry its latent (not supported yet)")
     store = CheckpointStore(run_dir / "checkpoints", keep=cfg.checkpoint.keep,
                             fingerprint=sess.fingerprint())
     try:
