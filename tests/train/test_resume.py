@@ -49,29 +49,6 @@ CASES = {
         "train.eval_episodes=1",
         "train.seeds=2",
     ],
-    # recurrent sequence agent: world model, actor, critic, slow critic, optimisers, return
-    # normaliser, surprise EMAs, sequence replay and the per-env RSSM carry all restored
-    # (field report 002's resume started a fresh actor-critic)
-    "dreamer-cartpole-gymnax": [
-        "--config",
-        "dreamer/cartpole",
-        "agent.deter=16",
-        "agent.hidden=16",
-        "agent.layers=1",
-        "agent.stoch_groups=4",
-        "agent.stoch_classes=4",
-        "agent.num_bins=15",
-        "agent.batch_size=4",
-        "agent.seq_len=8",
-        "agent.horizon=5",
-        "agent.train_ratio=16",
-        "replay.capacity=2048",
-        "train.learning_starts=128",
-        "train.chunk_steps=256",
-        "train.eval_every=512",
-        "train.eval_episodes=1",
-        "train.seeds=2",
-    ],
 }
 
 
