@@ -1,4 +1,4 @@
-"""Dreamer world model and imagination: shapes, is_first resets, free bits, lambda returns, carry."""
+"""Dreamer world model and imagination: shapes, is_first, free bits, lambda returns, carry."""
 
 import chex
 import jax

@@ -11,7 +11,8 @@ from rlstab_jax.replay.buffer import ReplayRow, make_replay, sequence_batch
 def _row(obs, done):
     return ReplayRow(obs=jnp.asarray(obs, jnp.float32)[..., None],
                      action=jnp.zeros(jnp.shape(obs), jnp.int32),
-                     reward=jnp.ones(jnp.shape(obs)), next_obs=jnp.asarray(obs, jnp.float32)[..., None],
+                     reward=jnp.ones(jnp.shape(obs)),
+                     next_obs=jnp.asarray(obs, jnp.float32)[..., None],
                      terminated=jnp.asarray(done), truncated=jnp.zeros(jnp.shape(obs), bool),
                      is_demo=jnp.zeros(jnp.shape(obs), bool))
 
@@ -31,7 +32,8 @@ def test_is_first_marks_sequence_start_and_steps_after_an_end():
 def test_sampled_subsequences_are_consecutive_rows_with_flags():
     n_envs, U, B, T = 2, 3, 4, 5
     replay = make_replay(64, n_envs, U, B, n_step=1, seq_len=T)
-    state = replay.init(jax.tree.map(lambda x: x[0], _row(np.zeros(n_envs), np.zeros(n_envs, bool))))
+    example = _row(np.zeros(n_envs), np.zeros(n_envs, bool))
+    state = replay.init(jax.tree.map(lambda x: x[0], example))
     add = jax.jit(replay.add)
     for t in range(20):  # obs = time index; env 0 ends an episode every 7 steps
         done = np.array([t % 7 == 6, False])

@@ -27,7 +27,8 @@ def test_dreamer_learns_cartpole_above_random(tmp_path):
 
 def test_dreamer_runs_on_gymnasium_through_the_in_scan_callback(tmp_path):
     cfg = load_config("dreamer/cartpole", QUIET + [
-        f"run.dir={tmp_path}", "env.backend=gymnasium", *TINY, "train.total_steps=256", "train.chunk_steps=128", "train.learning_starts=64",
+        f"run.dir={tmp_path}", "env.backend=gymnasium", *TINY, "train.total_steps=256",
+        "train.chunk_steps=128", "train.learning_starts=64",
         "train.eval_every=256", "train.eval_episodes=1"])
     res = run(cfg)
     state = res.state

@@ -26,7 +26,8 @@ from rlstab_jax.stability.kl import kl_balance
 from rlstab_jax.stability.symlog import symlog, twohot_loss
 
 
-def sample_latent(key: jax.Array, logits: jax.Array, unimix: jax.Array) -> tuple[jax.Array, jax.Array]:
+def sample_latent(key: jax.Array, logits: jax.Array, unimix: jax.Array
+                  ) -> tuple[jax.Array, jax.Array]:
     """``(z [..., C*K] straight-through one-hot sample, unimixed logits [..., C, K])``."""
     mixed = unimix_logits(logits, unimix)
     z = straight_through_onehot(key, mixed)
