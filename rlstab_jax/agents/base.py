@@ -38,6 +38,26 @@ class Batch:
 
 
 @flax.struct.dataclass
+class SeqBatch:
+    """Replayed subsequences for a sequence (world-model) agent; leaves are ``[U, B, T, ...]``.
+
+    Row ``t`` is one env step as stored (``obs_t``, ``action_t``, ``reward_t``, the true
+    ``next_obs_t``, ``terminated_t``, ``truncated_t``). ``is_first[..., t]`` is True where an
+    episode starts inside the sequence (after a termination or truncation at ``t - 1``) and at
+    ``t = 0`` (the sequence may start mid-episode with no earlier latent), so a recurrent model
+    resets its state there (field report 002, "Fixed-Length Subsequence Sampling").
+    """
+
+    obs: jax.Array
+    action: jax.Array
+    reward: jax.Array
+    next_obs: jax.Array
+    terminated: jax.Array
+    truncated: jax.Array
+    is_first: jax.Array
+
+
+@flax.struct.dataclass
 class Rollout:
     """What an on-policy agent's ``update`` sees; leaves are time-major ``[T, N, ...]``.
 
@@ -65,10 +85,16 @@ class OffPolicyAgent:
       act: ``(state, obs[B, ...], key, hparams, deterministic) -> action[B, ...]``
         (``deterministic`` is a Python bool).
       update: ``(state, batch: Batch[U, B, ...], key, hparams) -> (state, metrics)``; scans over
-        ``U`` inside so all updates of one env step are one compiled call.
+        ``U`` inside so all updates of one env step are one compiled call. With
+        ``seq_len > 0`` the batch is a :class:`SeqBatch` ``[U, B, seq_len, ...]`` instead.
       updates_per_step: ``U`` per vector-env step and per env (UTD ratio).
       batch_size: ``B``.
       n_step: length of the return window the driver folds into ``Batch``.
+      seq_len: ``0`` (rows folded into ``Batch``) or the length of the replayed subsequences
+        a sequence model (Dreamer) trains on; the driver then passes a :class:`SeqBatch`.
+      update_every: env steps (summed over the vector envs) per ``update`` call; with
+        ``updates_per_step`` this sets the train ratio (Dreamer replays
+        ``batch_size * seq_len`` steps per update, so ``update_every = B * T / ratio``).
       action_names: names for per-dimension telemetry (``alpha/steer``).
       init_carry: ``None`` for feedforward agents. A recurrent agent (Dreamer's RSSM latent)
         gives ``(n_envs) -> carry`` (leaves ``[n_envs, ...]``) and its ``act`` then is
@@ -85,6 +111,8 @@ class OffPolicyAgent:
     n_step: int = 1
     kind: str = "off_policy"
     init_carry: Callable[[int], PyTree] | None = None
+    seq_len: int = 0
+    update_every: int = 1
 
     @property
     def recurrent(self) -> bool:

@@ -16,7 +16,7 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-from rlstab_jax.agents.base import Batch
+from rlstab_jax.agents.base import Batch, SeqBatch
 
 
 @flax.struct.dataclass
@@ -30,6 +30,22 @@ class ReplayRow:
     terminated: jax.Array
     truncated: jax.Array
     is_demo: jax.Array
+
+
+def sequence_batch(seq: ReplayRow) -> SeqBatch:
+    """Rows ``[..., T, ...]`` of consecutive env steps as a :class:`SeqBatch` with ``is_first``.
+
+    ``is_first[..., 0]`` is True (no latent from before the window) and ``is_first[..., t]``
+    is ``terminated | truncated`` of row ``t - 1``: one vectorised expression for the whole
+    batch, no per-sequence Python loop (field report 002, "Vectorized Data Loading Bug Fix").
+    """
+    t_axis = seq.reward.ndim - 1
+    done = jnp.logical_or(seq.terminated, seq.truncated)
+    first = jnp.ones_like(jax.lax.slice_in_dim(done, 0, 1, axis=t_axis))
+    is_first = jnp.concatenate(
+        [first, jax.lax.slice_in_dim(done, 0, done.shape[t_axis] - 1, axis=t_axis)], axis=t_axis)
+    return SeqBatch(obs=seq.obs, action=seq.action, reward=seq.reward, next_obs=seq.next_obs,
+                    terminated=seq.terminated, truncated=seq.truncated, is_first=is_first)
 
 
 def fold_nstep(seq: ReplayRow, gamma: jax.Array) -> Batch:
@@ -72,7 +88,8 @@ def fold_nstep(seq: ReplayRow, gamma: jax.Array) -> Batch:
 class Replay:
     """Pure replay functions for one seed: ``init(example_row)``, ``add``, ``sample``.
 
-    ``sample(state, key, gamma)`` returns a Batch with leaves ``[U, B, ...]``.
+    ``sample(state, key, gamma)`` returns a Batch with leaves ``[U, B, ...]``, or with
+    ``seq_len > 0`` a :class:`SeqBatch` with leaves ``[U, B, seq_len, ...]``.
     """
 
     buffer: Any
@@ -80,6 +97,7 @@ class Replay:
     updates: int
     batch_size: int
     n_step: int
+    seq_len: int = 0
 
     def init(self, example: ReplayRow) -> Any:
         return self.buffer.init(example)
@@ -90,17 +108,23 @@ class Replay:
         return self.buffer.add(state, jax.tree.map(lambda x: x[:, None], rows))
 
     def sample(self, state: Any, key: jax.Array, gamma: jax.Array) -> Batch:
-        seq = self.buffer.sample(state, key).experience  # [U*B, n, ...]
-        batch = fold_nstep(seq, gamma)
+        seq = self.buffer.sample(state, key).experience  # [U*B, n or seq_len, ...]
+        batch = sequence_batch(seq) if self.seq_len else fold_nstep(seq, gamma)
         return jax.tree.map(
             lambda x: x.reshape((self.updates, self.batch_size) + x.shape[1:]), batch)
 
 
-def make_replay(capacity: int, n_envs: int, updates: int, batch_size: int, n_step: int) -> Replay:
-    """A replay of ``capacity`` rows per seed sampling ``updates`` batches of ``batch_size``."""
-    max_len = max(capacity // n_envs, n_step + 1)
+def make_replay(capacity: int, n_envs: int, updates: int, batch_size: int, n_step: int,
+                seq_len: int = 0) -> Replay:
+    """A replay of ``capacity`` rows per seed sampling ``updates`` batches of ``batch_size``.
+
+    ``seq_len > 0`` samples fixed-length subsequences (any start, ``period=1``) for sequence
+    models instead of n-step windows; flashbax draws them on device in one call.
+    """
+    length = seq_len or n_step
+    max_len = max(capacity // n_envs, length + 1)
     buffer = fbx.make_trajectory_buffer(
         add_batch_size=n_envs, sample_batch_size=updates * batch_size,
-        sample_sequence_length=n_step, period=1, min_length_time_axis=n_step,
+        sample_sequence_length=length, period=1, min_length_time_axis=length,
         max_length_time_axis=max_len)
-    return Replay(buffer, n_envs, updates, batch_size, n_step)
+    return Replay(buffer, n_envs, updates, batch_size, n_step, seq_len)

@@ -16,7 +16,8 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-from rlstab_jax.agents.base import Batch, OffPolicyAgent
+from rlstab_jax.agents.base import Batch, OffPolicyAgent, act_step
+from rlstab_jax.config.errors import ConfigError
 from rlstab_jax.envs.jax_env import JaxEnv
 from rlstab_jax.replay.buffer import Replay, ReplayRow, make_replay
 from rlstab_jax.train.demo_mix import DemoMixer
@@ -26,7 +27,13 @@ from rlstab_jax.train.episodes import EpisodeStats, episode_update, nonfinite_st
 
 @flax.struct.dataclass
 class OffPolicyState:
-    """Everything a seed needs to continue training bit-exactly (checkpointed as a whole)."""
+    """Everything a seed needs to continue training bit-exactly (checkpointed as a whole).
+
+    ``carry`` is a recurrent agent's per-env state (``None`` for feedforward agents) and
+    ``is_first[n_envs]`` flags envs whose current observation starts an episode; both ride
+    the scan, vmap over seeds and are checkpointed with the rest (docs/design.md,
+    "Recurrent agents").
+    """
 
     agent: Any
     replay: Any
@@ -36,6 +43,8 @@ class OffPolicyState:
     env_steps: jax.Array
     episodes: EpisodeStats
     nonfinite_streak: jax.Array
+    carry: Any = None
+    is_first: jax.Array | None = None
 
 
 def random_actions(key: jax.Array, spec: Any, n: int) -> jax.Array:
@@ -56,6 +65,7 @@ class OffPolicyDriver:
     learning_starts: int
     chunk_iters: int
     demos: DemoMixer | None = None
+    update_period: int = 1  # vector-env steps per update call (agent.update_every / n_envs)
 
     @property
     def steps_per_iter(self) -> int:
@@ -85,6 +95,8 @@ class OffPolicyDriver:
             env_steps=jnp.zeros((), jnp.int32),
             episodes=EpisodeStats.zeros(self.n_envs),
             nonfinite_streak=jnp.zeros((), jnp.int32),
+            carry=initial_carry(self.agent, self.n_envs),
+            is_first=jnp.ones((self.n_envs,), bool),
         ))
 
     def init(self, keys: jax.Array, hparams: Any) -> OffPolicyState:
@@ -93,7 +105,11 @@ class OffPolicyDriver:
 
     def collect(self, s: OffPolicyState, hparams: Any) -> tuple[OffPolicyState, jax.Array]:
         key, k_act, k_rand, k_env = jax.random.split(s.key, 4)
-        policy_a = self.agent.act(s.agent, s.obs, k_act, hparams, deterministic=False)
+        # A recurrent agent's carry advances with its own action even during warm-up (the
+        # random action is what the env sees): only the episode running at learning_starts
+        # starts with a slightly stale latent.
+        policy_a, carry, _ = act_step(self.agent, s.agent, s.obs, k_act, hparams, False,
+                                      s.carry, s.is_first)
         rand_a = random_actions(k_rand, self.env.spec, self.n_envs)
         action = jnp.where(s.env_steps >= self.learning_starts, policy_a, rand_a)
         env_state, obs, reward, term, trunc, final_obs = jax.vmap(self.env.step)(
@@ -116,6 +132,8 @@ class OffPolicyDriver:
             key=key,
             env_steps=s.env_steps + self.n_envs,
             episodes=episodes,
+            carry=carry,
+            is_first=jnp.logical_or(term, trunc),
         ), reward
 
     def update(self, s: OffPolicyState, hparams: Any) -> tuple[OffPolicyState, dict]:
@@ -162,7 +180,10 @@ class OffPolicyDriver:
         def no_update(s):
             return changed(s), jax.tree.map(lambda m: jnp.zeros(m.shape, m.dtype), metric_shapes)
 
-        learning = (st.env_steps[0] if batched else st.env_steps) >= self.learning_starts
+        steps = st.env_steps[0] if batched else st.env_steps
+        learning = steps >= self.learning_starts
+        if self.update_period > 1:  # train ratio below one update per vector-env step
+            learning = learning & ((steps // self.n_envs) % self.update_period == 0)
         (agent, key, streak), metrics = jax.lax.cond(learning, with_update, no_update, st)
         return st.replace(agent=agent, key=key, nonfinite_streak=streak), (metrics, learning)
 
@@ -200,6 +221,11 @@ class OffPolicyDriver:
         return states, self.summarize(states, metrics, learned, batched)
 
 
+def initial_carry(agent: Any, n_envs: int) -> Any:
+    """A recurrent agent's initial carry (leaves ``[n_envs, ...]``), ``None`` if feedforward."""
+    return None if agent.init_carry is None else agent.init_carry(n_envs)
+
+
 def seed_squeezed(fn: Any, states: Any, hparams: Any):
     """``fn(states, hparams, batched)``; a single seed runs without its seed axis.
 
@@ -224,10 +250,15 @@ def make_offpolicy_driver(
     demos: DemoMixer | None = None,
 ) -> OffPolicyDriver:
     """Assemble the pure-JAX off-policy driver (``chunk_steps`` env steps per seed per chunk)."""
-    replay = make_replay(
-        capacity, n_envs, agent.updates_per_step * n_envs, agent.batch_size, agent.n_step
-    )
+    if agent.seq_len and demos is not None:
+        raise ConfigError("replay.demos is not supported by sequence agents (agent.seq_len > 0)")
+    update_period = max(1, agent.update_every // n_envs)
+    # Several updates per vector step with n_envs > 1 (updates_per_step is per env), one update
+    # call every update_period vector steps otherwise.
+    updates = agent.updates_per_step * (n_envs if agent.update_every == 1 else 1)
+    replay = make_replay(capacity, n_envs, updates, agent.batch_size, agent.n_step, agent.seq_len)
     chunk_iters = max(1, chunk_steps // n_envs)
-    # The replay must hold at least one full n-step window before the first sample.
-    learning_starts = max(learning_starts, n_envs * agent.n_step)
-    return OffPolicyDriver(agent, env, replay, n_envs, learning_starts, chunk_iters, demos)
+    # The replay must hold at least one full n-step window (or subsequence) before sampling.
+    learning_starts = max(learning_starts, n_envs * max(agent.n_step, agent.seq_len))
+    return OffPolicyDriver(agent, env, replay, n_envs, learning_starts, chunk_iters, demos,
+                           update_period)

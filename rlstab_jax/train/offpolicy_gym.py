@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rlstab_jax.agents.base import act_step
 from rlstab_jax.envs.gym_env import GymVecEnv
 from rlstab_jax.replay.buffer import ReplayRow
 from rlstab_jax.train.host_callback import HostEnvStep
@@ -37,6 +38,7 @@ from rlstab_jax.train.episodes import EpisodeStats, episode_update
 from rlstab_jax.train.offpolicy import (
     OffPolicyDriver,
     OffPolicyState,
+    initial_carry,
     random_actions,
     seed_squeezed,
 )
@@ -107,55 +109,69 @@ class GymOffPolicyRunner:
                 env_steps=jnp.zeros((), jnp.int32),
                 episodes=EpisodeStats.zeros(d.n_envs),
                 nonfinite_streak=jnp.zeros((), jnp.int32),
+                carry=initial_carry(d.agent, d.n_envs),
+                is_first=jnp.ones((d.n_envs,), bool),
             ))
 
         return jax.jit(jax.vmap(one))(keys, hparams)
 
-    def _act_one(self, a: Any, k: jax.Array, steps: jax.Array, o: jax.Array, hp: Any):
+    def _act_one(self, s: OffPolicyState, o: jax.Array, hp: Any):
+        """The next action for observation ``o``: ``(state with the key advanced, action, carry)``.
+
+        A recurrent agent's new ``carry`` is *pending*: it is committed to the state together
+        with the env step it belongs to (``_observe_one``). A chunk drops its last action, and
+        the next chunk acts on the same observation from the committed carry again, so the
+        latent never advances twice for one observation.
+        """
         d = self.driver
-        key, k_act, k_rand = jax.random.split(k, 3)
-        pol = d.agent.act(a, o, k_act, hp, deterministic=False)
+        key, k_act, k_rand = jax.random.split(s.key, 3)
+        pol, carry, _ = act_step(d.agent, s.agent, o, k_act, hp, False, s.carry, s.is_first)
         rnd = random_actions(k_rand, d.env.spec, d.n_envs)
-        return key, jnp.where(steps >= d.learning_starts, pol, rnd)
+        action = jnp.where(s.env_steps >= d.learning_starts, pol, rnd)
+        return s.replace(key=key), action, carry
 
     def _seedwise(self, fn):
         # One seed: the chunk squeezed the seed axis away, so per-step calls are unbatched.
         # (A squeeze/expand inside each call made XLA copy every replay array per env step.)
         return fn if self.n_seeds == 1 else jax.vmap(fn)
 
-    def _act_impl(self, agent: Any, keys: jax.Array, env_steps: jax.Array, obs: jax.Array,
-                  hparams: Any):
-        return self._seedwise(self._act_one)(agent, keys, env_steps, obs, hparams)
+    def _act_impl(self, states: OffPolicyState, obs: jax.Array, hparams: Any):
+        states, action, carry = self._seedwise(self._act_one)(states, obs, hparams)
+        return states.key, action, carry
 
-    def _observe_one(self, s: OffPolicyState, r: ReplayRow, obs: jax.Array) -> OffPolicyState:
-        """Replay add, step counter and episode statistics for one observed transition."""
+    def _observe_one(self, s: OffPolicyState, r: ReplayRow, obs: jax.Array,
+                     carry: Any = None) -> OffPolicyState:
+        """Replay add, step counter, episode statistics and the (pending) carry of the action
+        that produced this transition."""
         eps = episode_update(s.episodes, r.reward, jnp.logical_or(r.terminated, r.truncated))
         return s.replace(
             replay=self.driver.replay.add(s.replay, r),
             obs=obs,
             env_steps=s.env_steps + self.driver.n_envs,
             episodes=eps,
+            is_first=jnp.logical_or(r.terminated, r.truncated),
+            carry=carry,
         )
 
     def _step_one(self, s: OffPolicyState, r: ReplayRow, obs: jax.Array, hp: Any,
-                  do_update: bool):
+                  carry: Any, do_update: bool):
         d = self.driver
-        s = self._observe_one(s, r, obs)
+        s = self._observe_one(s, r, obs, carry)
         metrics = None
         if do_update:
             s, metrics = d.update(s, hp)
-        key, action = self._act_one(s.agent, s.key, s.env_steps, obs, hp)
-        return s.replace(key=key), metrics, action
+        s, action, carry = self._act_one(s, obs, hp)
+        return s, metrics, action, carry
 
     def _step_impl(self, states: OffPolicyState, row: ReplayRow, obs: jax.Array, hparams: Any,
-                   msum: Any, do_update: bool):
-        def one(s, r, o, hp):
-            return self._step_one(s, r, o, hp, do_update)
+                   msum: Any, carry: Any, do_update: bool):
+        def one(s, r, o, hp, c):
+            return self._step_one(s, r, o, hp, c, do_update)
 
-        states, metrics, action = self._seedwise(one)(states, row, obs, hparams)
+        states, metrics, action, carry = self._seedwise(one)(states, row, obs, hparams, carry)
         if do_update:
             msum = jax.tree.map(jnp.add, msum, metrics)
-        return states, msum, action
+        return states, msum, action, carry
 
     def _metric_template(self, states: OffPolicyState, hparams: Any) -> Any:
         """Zeros shaped like one env step's update metrics (traced once, then cached)."""
@@ -175,22 +191,21 @@ class GymOffPolicyRunner:
         metric_shapes = d.metric_shapes(states, hparams, batched)
 
         def body(carry, _):
-            st, action = carry
+            st, action, pending = carry
             obs, reward, term, trunc, final = env_step(action)
             row = ReplayRow(obs=st.obs, action=action, reward=reward, next_obs=final,
                             terminated=term, truncated=trunc,
                             is_demo=jnp.zeros(reward.shape, bool))
-            st = seedwise(self._observe_one)(st, row, obs)
+            st = seedwise(self._observe_one)(st, row, obs, pending)
             st, ys = d.learn_step(st, hparams, batched, metric_shapes)
-            key, action = seedwise(self._act_one)(st.agent, st.key, st.env_steps, st.obs, hparams)
-            return (st.replace(key=key), action), ys
+            st, action, pending = seedwise(self._act_one)(st, st.obs, hparams)
+            return (st, action, pending), ys
 
-        # The chunk's first action comes from its initial state and its last one is dropped,
-        # exactly as in the host loop (and as a resumed run starts).
-        key, action = seedwise(self._act_one)(
-            states.agent, states.key, states.env_steps, states.obs, hparams)
-        (states, _), (metrics, learned) = jax.lax.scan(
-            body, (states.replace(key=key), action), None, length=iters)
+        # The chunk's first action comes from its initial state and its last one (with its
+        # pending carry) is dropped, exactly as in the host loop (and as a resumed run starts).
+        states, action, pending = seedwise(self._act_one)(states, states.obs, hparams)
+        (states, _, _), (metrics, learned) = jax.lax.scan(
+            body, (states, action, pending), None, length=iters)
         return states, d.summarize(states, metrics, learned, batched)
 
     def _scan_chunk(self, states: OffPolicyState, hparams: Any, iters: int):
@@ -207,7 +222,10 @@ class GymOffPolicyRunner:
             obs = obs.reshape(states.obs.shape)
             old = states.obs
             obs = jax.device_put(obs, old.sharding) if old.committed else jnp.asarray(obs)
-            states = states.replace(obs=obs)
+            first = states.is_first
+            first = jax.device_put(np.ones(first.shape, bool), first.sharding) if \
+                first.committed else jnp.ones(first.shape, bool)
+            states = states.replace(obs=obs, is_first=first)
             self._fresh = False
         try:
             return self._scan(states, hparams, iters=iters)
@@ -220,16 +238,19 @@ class GymOffPolicyRunner:
         d = self.driver
         S, n = self.n_seeds, d.n_envs
         shape = (S, n) if S != 1 else (n,)
-        if self._obs is None:  # fresh episodes at start and after a resume
+        fresh = self._obs is None
+        if fresh:  # fresh episodes at start and after a resume
             self._obs = self.venv.reset(seed=self.seed).reshape(shape + d.env.spec.obs_shape)
         if S == 1:
             states, hparams = self._squeeze(states), self._squeeze_hp(hparams)
+        if fresh:
+            states = states.replace(is_first=jnp.ones(states.is_first.shape, bool))
         seedwise = self._seedwise
         states = states.replace(episodes=seedwise(EpisodeStats.reset_chunk)(states.episodes))
         msum = self._metric_template(states, hparams)
         steps = int(np.asarray(states.env_steps).reshape(-1)[0])
         updates = 0
-        keys, action = self._act(states.agent, states.key, states.env_steps, self._obs, hparams)
+        keys, action, pending = self._act(states, self._obs, hparams)
         states = states.replace(key=keys)
         for _ in range(iters):
             a_np = np.asarray(action)
@@ -246,11 +267,13 @@ class GymOffPolicyRunner:
                 is_demo=np.zeros(shape, bool),
             )
             self._obs = obs.reshape(shape + obs.shape[1:])
-            do_update = steps + n >= d.learning_starts
+            # Same schedule as OffPolicyDriver.learn_step (warm-up, then every update_period).
+            do_update = steps + n >= d.learning_starts and (
+                ((steps + n) // n) % d.update_period == 0)
             # The next action comes back from the same call. The chunk's last one is dropped
             # and the next chunk starts with _act, exactly as a resumed run does.
-            states, msum, action = self._step(states, row, self._obs, hparams, msum,
-                                              do_update=do_update)
+            states, msum, action, pending = self._step(states, row, self._obs, hparams, msum,
+                                                       pending, do_update=do_update)
             updates += int(do_update)
             steps += n
         # The replay row stores next_obs = final obs; the live obs continues the episodes.

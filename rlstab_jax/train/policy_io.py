@@ -63,6 +63,9 @@ def load_policy(run_dir: str | Path, spec: EnvSpec | None = None, deterministic:
         raise ConfigError(f"seed_index={seed_index} out of range: the run has "
                           f"{seeds} seeds")
     sess, state, _ = restore_run(run_dir, best=best)
+    if sess.agent.init_carry is not None:
+        raise ConfigError(f"agent.name={sess.cfg.agent_name} is recurrent: a stateless "
+                          "policy(obs, key) cannot carry its latent (not supported yet)")
     if spec is not None and (spec.obs_shape, spec.action_dim) != (sess.spec.obs_shape,
                                                                   sess.spec.action_dim):
         raise ConfigError(f"{run_dir}: policy expects obs {sess.spec.obs_shape} and "

@@ -57,7 +57,8 @@ def test_gymnasium_step_has_no_copies_of_observation_arrays(tmp_path):
                     terminated=np.zeros((1,), bool), truncated=np.zeros((1,), bool),
                     is_demo=np.zeros((1,), bool))
     msum = r._metric_template(st, hp)
-    hlo = r._step.lower(st, row, obs, hp, msum, do_update=True).compile().as_text()
+    # carry=None: SAC is feedforward (a recurrent agent passes its pending carry here)
+    hlo = r._step.lower(st, row, obs, hp, msum, None, do_update=True).compile().as_text()
     assert f"{CAPACITY}" in hlo
     assert _copies(hlo, rf"[^\]]*\b{CAPACITY},\d+") == []
     r.venv.close()

@@ -1,0 +1,232 @@
+"""Dreamer agent: world model + imagination actor-critic on the shared off-policy driver.
+
+The driver replays ``SeqBatch`` subsequences (``seq_len``), keeps the per-env RSSM latent as
+the recurrent carry and calls ``update`` every ``update_every`` env steps (the train ratio).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+
+from rlstab_jax.agents.base import OffPolicyAgent, SeqBatch
+from rlstab_jax.agents.dreamer import behavior as bh
+from rlstab_jax.agents.dreamer.config import DreamerConfig
+from rlstab_jax.agents.dreamer.networks import ActorNet, CriticNet, WorldModel
+from rlstab_jax.agents.dreamer.world_model import (encode_action, mode_latent, sample_latent,
+                                                   wm_loss)
+from rlstab_jax.config.errors import ConfigError
+from rlstab_jax.envs.spec import EnvSpec
+from rlstab_jax.stability import normalizer as rn
+from rlstab_jax.stability.gradients import adaptive_grad_clip
+from rlstab_jax.stability.returns import lambda_returns
+from rlstab_jax.stability.surprise import SurpriseState, surprise_init, surprise_update
+from rlstab_jax.stability.symlog import symexp_bins, twohot_decode_logits
+
+SURPRISE = ("state", "reward", "continue", "kl_dyn", "kl_rep")  # report 002's component names
+_WM_MODULES = {"encoder": ("encoder",), "rssm": ("img_in", "gru", "prior_net", "post_net"),
+               "decoder": ("decoder",), "reward": ("reward_head",), "continue": ("cont_head",)}
+
+
+@flax.struct.dataclass
+class DreamerCarry:
+    """Per-env recurrent state: ``h [N, deter]``, ``z [N, C*K]``, last action input ``[N, A]``."""
+
+    h: jax.Array
+    z: jax.Array
+    action: jax.Array
+
+
+@flax.struct.dataclass
+class DreamerState:
+    wm_params: Any
+    actor_params: Any
+    critic_params: Any
+    slow_critic_params: Any
+    wm_opt: Any
+    actor_opt: Any
+    critic_opt: Any
+    retnorm: rn.PercentileEmaState
+    surprise: SurpriseState
+    wm_steps: jax.Array
+    ac_steps: jax.Array
+
+
+def _optimizer(learning_rate, agc, eps):
+    # AGC first on raw gradients (DreamerV3's order), then Adam.
+    return optax.chain(adaptive_grad_clip(agc), optax.adam(learning_rate, eps=eps))
+
+
+def _make_opt(lr_key: str):
+    opt = optax.inject_hyperparams(_optimizer)(learning_rate=0.0, agc=0.0, eps=1e-8)
+
+    def init(params, hp):
+        state = opt.init(params)
+        state.hyperparams["learning_rate"] = hp[lr_key]
+        state.hyperparams["agc"] = hp["agc"]
+        state.hyperparams["eps"] = hp["adam_eps"]
+        return state
+
+    return opt, init
+
+
+def _apply(opt, grads, opt_state, params):
+    updates, opt_state = opt.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state
+
+
+def _module_norms(grads: Any) -> dict[str, jax.Array]:
+    p = grads["params"]
+    return {f"wm/grad_norm/{name}": optax.global_norm([p[m] for m in mods])
+            for name, mods in _WM_MODULES.items()}
+
+
+def make_agent(cfg: DreamerConfig, spec: EnvSpec) -> OffPolicyAgent:
+    cfg.validate()
+    check_spec(spec)
+    discrete = spec.action_kind == "discrete"
+    act_dim = spec.action_dim
+    obs_dim = 1
+    for d in spec.obs_shape:
+        obs_dim *= d
+    wm = WorldModel(obs_dim, act_dim, cfg.deter, cfg.stoch_groups, cfg.stoch_classes,
+                    cfg.hidden, cfg.layers, cfg.num_bins)
+    actor = ActorNet(cfg.hidden, cfg.layers, act_dim, discrete)
+    critic = CriticNet(cfg.hidden, cfg.layers, cfg.num_bins)
+    bins = symexp_bins(cfg.num_bins, cfg.bins_low, cfg.bins_high)
+    wm_opt, wm_opt_init = _make_opt("wm_lr")
+    actor_opt, actor_opt_init = _make_opt("actor_lr")
+    critic_opt, critic_opt_init = _make_opt("critic_lr")
+    feat_dim = cfg.deter + cfg.stoch
+    replayed = cfg.batch_size * cfg.seq_len
+    updates_per_call = max(1, round(cfg.train_ratio / replayed))
+    update_every = max(1, round(replayed * updates_per_call / cfg.train_ratio))
+
+    def init(key, hp):
+        k_wm, k_a, k_c = jax.random.split(key, 3)
+        obs = jnp.zeros((1,) + spec.obs_shape, jnp.float32)
+        wm_params = wm.init(k_wm, obs, jnp.zeros((1, act_dim), jnp.float32))
+        feat = jnp.zeros((1, feat_dim), jnp.float32)
+        actor_params = actor.init(k_a, feat)
+        critic_params = critic.init(k_c, feat)
+        return DreamerState(
+            wm_params=wm_params, actor_params=actor_params, critic_params=critic_params,
+            slow_critic_params=critic_params,
+            wm_opt=wm_opt_init(wm_params, hp), actor_opt=actor_opt_init(actor_params, hp),
+            critic_opt=critic_opt_init(critic_params, hp),
+            retnorm=rn.percentile_ema_init(), surprise=surprise_init(SURPRISE),
+            wm_steps=jnp.zeros((), jnp.int32), ac_steps=jnp.zeros((), jnp.int32))
+
+    def init_carry(n):
+        return DreamerCarry(jnp.zeros((n, cfg.deter), jnp.float32),
+                            jnp.zeros((n, cfg.stoch), jnp.float32),
+                            jnp.zeros((n, act_dim), jnp.float32))
+
+    def act(state, obs, key, hp, deterministic, carry, is_first):
+        k_z, k_a = jax.random.split(key)
+        p = state.wm_params
+        e = wm.apply(p, obs, method=WorldModel.encode)
+        g = wm.apply(p, carry.h, carry.z, carry.action, method=WorldModel.step)
+        h = jnp.where(is_first[:, None], 0.0, g)
+        # A new episode also drops the previous action (the carry restarts from h = 0).
+        logits = wm.apply(p, h, e, method=WorldModel.posterior)
+        if deterministic:
+            z = mode_latent(logits)
+        else:
+            z, _ = sample_latent(k_z, logits, hp["unimix"])
+        out = actor.apply(state.actor_params, jnp.concatenate([h, z], -1))
+        action = bh.sample_action(k_a, out, hp, discrete, deterministic)
+        return action, DreamerCarry(h, z, encode_action(action, discrete, act_dim)), {}
+
+    def ac_update(state, starts, start_weight, key, hp):
+        """One imagination actor-critic update from posterior starts ``[N, ...]``."""
+        img = bh.imagine(wm, state.wm_params, actor, state.actor_params, starts["h"],
+                         starts["z"], key, hp, cfg.horizon, discrete)
+        feat = img["feat"]
+        rewards, conts = bh.imagined_rewards(wm, state.wm_params, feat, bins)
+        weight = jax.lax.stop_gradient(jnp.concatenate(
+            [start_weight[None], start_weight[None] * jnp.cumprod(conts, 0)], 0))
+        slow_values = twohot_decode_logits(critic.apply(state.slow_critic_params, feat), bins)
+        values = twohot_decode_logits(critic.apply(state.critic_params, feat), bins)
+        returns = lambda_returns(rewards, values, conts, hp["gamma"], hp["lam"],
+                                    cfg.bootstrap)
+        retnorm = rn.percentile_ema_update(state.retnorm, returns, hp["retnorm_decay"])
+        adv = returns - values[:-1]
+        if cfg.return_norm:
+            adv = rn.normalize_advantages(adv, retnorm)
+        (_, a_metrics), a_grads = jax.value_and_grad(bh.actor_loss, has_aux=True)(
+            state.actor_params, actor, feat, img["action"], adv, weight, hp, discrete)
+        (_, c_metrics), c_grads = jax.value_and_grad(bh.critic_loss, has_aux=True)(
+            state.critic_params, critic, feat, rewards, conts, weight, slow_values, hp, bins,
+            cfg.bootstrap, cfg.critic_target_stop_gradient, cfg.slow_critic)
+        actor_params, actor_state = _apply(actor_opt, a_grads, state.actor_opt,
+                                           state.actor_params)
+        critic_params, critic_state = _apply(critic_opt, c_grads, state.critic_opt,
+                                             state.critic_params)
+        tau = hp["slow_critic_tau"]
+        slow = jax.tree.map(lambda s, c: (1.0 - tau) * s + tau * c, state.slow_critic_params,
+                            critic_params)
+        metrics = {**a_metrics, **c_metrics,
+                   "imag/reward_mean": jnp.mean(rewards), "imag/value_mean": jnp.mean(values),
+                   "imag/return_mean": jnp.mean(returns), "imag/continue_mean": jnp.mean(conts),
+                   "retnorm/scale": rn.percentile_ema_scale(retnorm),
+                   "adv/mean": jnp.mean(adv), "adv/std": jnp.std(adv),
+                   "actor/grad_norm": optax.global_norm(a_grads),
+                   "critic/grad_norm": optax.global_norm(c_grads)}
+        new = state.replace(actor_params=actor_params, critic_params=critic_params,
+                            slow_critic_params=slow, actor_opt=actor_state,
+                            critic_opt=critic_state, retnorm=retnorm,
+                            ac_steps=state.ac_steps + 1)
+        return new, metrics
+
+    def one_update(state, seq: SeqBatch, key, hp):
+        k_wm, k_ac = jax.random.split(key)
+        (_, (metrics, starts)), grads = jax.value_and_grad(wm_loss, has_aux=True)(
+            state.wm_params, wm, seq, k_wm, hp, bins, discrete, cfg.free_bits_mode)
+        metrics.update(_module_norms(grads))
+        wm_params, wm_state = _apply(wm_opt, grads, state.wm_opt, state.wm_params)
+        surprise, s_metrics = surprise_update(state.surprise, {
+            "state": metrics["wm/loss/decoder"], "reward": metrics["wm/loss/reward"],
+            "continue": metrics["wm/loss/continue"], "kl_dyn": metrics["kl/dyn_raw"],
+            "kl_rep": metrics["kl/rep_raw"]}, hp["surprise_beta"], prefix="wm/surprise")
+        metrics.update(s_metrics)
+        state = state.replace(wm_params=wm_params, wm_opt=wm_state, surprise=surprise,
+                              wm_steps=state.wm_steps + 1)
+        flat = lambda x: x.reshape((-1,) + x.shape[2:])  # noqa: E731
+        starts = jax.tree.map(flat, starts)
+        # A start whose observation is terminal has no future to imagine.
+        start_weight = flat(1.0 - seq.terminated.astype(jnp.float32))
+        ac_on = (state.wm_steps > cfg.wm_warmup) & (state.wm_steps % cfg.wm_ac_ratio == 0)
+        ac_shapes = jax.eval_shape(ac_update, state, starts, start_weight, k_ac, hp)[1]
+        state, ac_metrics = jax.lax.cond(
+            ac_on, lambda s: ac_update(s, starts, start_weight, k_ac, hp),
+            lambda s: (s, jax.tree.map(lambda m: jnp.zeros(m.shape, m.dtype), ac_shapes)),
+            state)
+        metrics.update(ac_metrics)
+        metrics["ac/active"] = ac_on.astype(jnp.float32)
+        return state, metrics
+
+    def update(state, batch: SeqBatch, key, hp):
+        def body(s, xs):
+            seq, k = xs
+            return one_update(s, seq, k, hp)
+
+        n = batch.reward.shape[0]
+        state, metrics = jax.lax.scan(body, state, (batch, jax.random.split(key, n)))
+        return state, jax.tree.map(lambda m: jnp.mean(m, 0), metrics)
+
+    return OffPolicyAgent(init=init, act=act, update=update, updates_per_step=updates_per_call,
+                          batch_size=cfg.batch_size, init_carry=init_carry,
+                          seq_len=cfg.seq_len, update_every=update_every)
+
+
+def check_spec(spec: EnvSpec) -> None:
+    """Dreamer here models vector observations (discrete or continuous actions)."""
+    if len(spec.obs_shape) != 1 or spec.obs_dtype == "uint8":
+        raise ConfigError(
+            f"agent.name=dreamer models vector observations; env {spec.env_id} has "
+            f"obs_shape={tuple(spec.obs_shape)} (pixel world model not built yet)")

@@ -1,0 +1,140 @@
+"""Dreamer (DreamerV3-style world-model agent) config: every field report 002 fix is a switch.
+
+Numeric fields marked ``hparam()`` are the vmappable ``hparams`` dict; the rest are static.
+Each fix of field report 002_f727d2bd93148014.txt has its "off" (buggy) variant:
+
+* ``free_bits_mode``: ``straight_through`` (fix) | ``max`` (report's frozen prior).
+* ``bootstrap``: ``next`` (lambda returns bootstrap ``V(s_{t+1})``) | ``current`` (Run 3 bug).
+* ``critic_target_stop_gradient``: True (fix) | False (critic gradient flows into its targets).
+* ``return_norm``: True (5/95 percentile EMA, ``max(1, S)``) | False (raw advantages).
+* ``slow_critic``: True (EMA critic regulariser) | False.
+* ``unimix``: 0.01 | 0 (no uniform mix). ``beta_rep``: 0.1 | 0.99 (report's audit).
+* ``wm_ac_ratio``: world-model updates per actor-critic update (report's ``wm_ac_ratio_4``).
+* ``agc``: adaptive gradient clipping ratio (0.3) | 0 (off).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+from rlstab_jax.config.errors import ConfigError
+from rlstab_jax.config.split import hparam
+from rlstab_jax.stability.kl import FREE_BITS_MODES
+from rlstab_jax.stability.returns import BOOTSTRAP_MODES
+
+
+def _err(key: str, value: object, why: str) -> ConfigError:
+    return ConfigError(f"agent.{key}={value!r} {why}")
+
+
+@dataclasses.dataclass(frozen=True)
+class DreamerConfig:
+    """DreamerV3-style agent (``agent:`` section, ``name: dreamer``).
+
+    Hyper-parameters (traced, vmappable):
+      wm_lr, actor_lr, critic_lr: Adam learning rates (after AGC).
+      gamma, lam: imagination discount and lambda-return lambda (0.997, 0.95).
+      entropy_coef: actor entropy bonus (3e-4; report's audit).
+      beta_pred, beta_dyn, beta_rep: world-model loss weights (1, 1, 0.1).
+      free_bits: KL floor in nats (1.0). unimix: uniform mix of every categorical (0.01).
+      agc: adaptive-gradient-clipping ratio (0.3; <= 0 off). adam_eps: Adam epsilon.
+      slow_critic_tau: EMA rate of the slow critic (0.02); slow_critic_reg: weight of the
+        regulariser pulling the critic towards it (1.0).
+      retnorm_decay: EMA decay of the return percentiles (0.99).
+      surprise_beta: EMA decay of the world-model surprise telemetry (0.99).
+      min_std, max_std: std range of the continuous actor.
+
+    Static:
+      deter: GRU (deterministic state) width. stoch_groups, stoch_classes: C x K latent.
+      hidden, layers: width/depth of every MLP (encoder, heads, actor, critic).
+      encoder: ``mlp`` (symlog'd state vectors; pixels are not supported yet).
+      num_bins, bins_low, bins_high: twohot bins ``symexp(linspace(low, high, num_bins))``.
+      batch_size B, seq_len T: replayed subsequences per update.
+      horizon H: imagination steps. train_ratio: replayed steps per env step.
+      wm_ac_ratio: world-model updates per actor-critic update.
+      wm_warmup: world-model-only updates before the actor-critic starts.
+      switches listed in the module docstring.
+    """
+
+    wm_lr: float = hparam(3e-4)
+    actor_lr: float = hparam(1e-4)
+    critic_lr: float = hparam(1e-4)
+    gamma: float = hparam(0.997)
+    lam: float = hparam(0.95)
+    entropy_coef: float = hparam(3e-4)
+    beta_pred: float = hparam(1.0)
+    beta_dyn: float = hparam(1.0)
+    beta_rep: float = hparam(0.1)
+    free_bits: float = hparam(1.0)
+    unimix: float = hparam(0.01)
+    agc: float = hparam(0.3)
+    adam_eps: float = hparam(1e-8)
+    slow_critic_tau: float = hparam(0.02)
+    slow_critic_reg: float = hparam(1.0)
+    retnorm_decay: float = hparam(0.99)
+    surprise_beta: float = hparam(0.99)
+    min_std: float = hparam(0.1)
+    max_std: float = hparam(1.0)
+
+    deter: int = 256
+    stoch_groups: int = 32
+    stoch_classes: int = 32
+    hidden: int = 256
+    layers: int = 2
+    encoder: Literal["mlp"] = "mlp"
+    num_bins: int = 255
+    bins_low: float = -20.0
+    bins_high: float = 20.0
+    batch_size: int = 16
+    seq_len: int = 64
+    horizon: int = 15
+    train_ratio: float = 512.0
+    wm_ac_ratio: int = 1
+    wm_warmup: int = 0
+    free_bits_mode: str = "straight_through"
+    bootstrap: str = "next"
+    critic_target_stop_gradient: bool = True
+    return_norm: bool = True
+    slow_critic: bool = True
+
+    def validate(self) -> None:
+        if self.free_bits_mode not in FREE_BITS_MODES:
+            raise _err("free_bits_mode", self.free_bits_mode, f"must be one of {FREE_BITS_MODES}")
+        if self.bootstrap not in BOOTSTRAP_MODES:
+            raise _err("bootstrap", self.bootstrap, f"must be one of {BOOTSTRAP_MODES}")
+        if self.encoder != "mlp":
+            raise _err("encoder", self.encoder, "must be 'mlp' (pixel world model not built yet)")
+        for key in ("deter", "stoch_groups", "stoch_classes", "hidden", "layers", "batch_size",
+                    "seq_len", "horizon", "wm_ac_ratio"):
+            if getattr(self, key) < 1:
+                raise _err(key, getattr(self, key), "must be >= 1")
+        if self.seq_len < 2:
+            raise _err("seq_len", self.seq_len, "must be >= 2")
+        if self.num_bins < 3:
+            raise _err("num_bins", self.num_bins, "must be >= 3")
+        if not self.bins_low < self.bins_high:
+            raise _err("bins_low", self.bins_low, f"must be < agent.bins_high={self.bins_high}")
+        if self.wm_warmup < 0:
+            raise _err("wm_warmup", self.wm_warmup, "must be >= 0")
+        if self.train_ratio <= 0:
+            raise _err("train_ratio", self.train_ratio, "must be > 0")
+        if not 0.0 <= self.gamma < 1.0:
+            raise _err("gamma", self.gamma, "must be in [0, 1)")
+        if not 0.0 <= self.lam <= 1.0:
+            raise _err("lam", self.lam, "must be in [0, 1]")
+        if not 0.0 <= self.unimix <= 1.0:
+            raise _err("unimix", self.unimix, "must be in [0, 1]")
+        for key in ("wm_lr", "actor_lr", "critic_lr"):
+            if getattr(self, key) <= 0:
+                raise _err(key, getattr(self, key), "must be > 0")
+        if not 0.0 < self.min_std <= self.max_std:
+            raise _err("min_std", self.min_std, f"must be in (0, agent.max_std={self.max_std}]")
+
+    def architecture_keys(self) -> tuple[str, ...]:
+        return ("deter", "stoch_groups", "stoch_classes", "hidden", "layers", "encoder",
+                "num_bins")
+
+    @property
+    def stoch(self) -> int:
+        return self.stoch_groups * self.stoch_classes

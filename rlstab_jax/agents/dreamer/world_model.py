@@ -1,0 +1,129 @@
+"""World-model pass over replayed sequences and its loss (field report 002).
+
+Rows are stored per env step (``obs_t, action_t, reward_t, next_obs_t, terminated_t``), so the
+model is written as one-step transitions: from the latent ``(h_t, z_t)`` of ``obs_t`` the GRU
+gives ``g_t = GRU(h_t, z_t, a_t)``, the prior predicts ``z`` from ``g_t`` and the posterior reads
+``next_obs_t``; decoder, reward and continue heads read ``[g_t, z'_t]`` and predict
+``next_obs_t``, ``reward_t`` and ``1 - terminated_t``. Inside an episode ``next_obs_t`` is
+``obs_{t+1}``, so ``(g_t, z'_t)`` *is* the latent of step ``t + 1``; where ``is_first[t + 1]``
+the chain restarts from ``h = 0`` and the posterior of ``obs_{t+1}``, the same reset the acting
+carry does (so terminal observations are still modelled: continue head targets 0 there).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import chex
+import jax
+import jax.numpy as jnp
+import optax
+
+from rlstab_jax.agents.base import SeqBatch
+from rlstab_jax.agents.dreamer.networks import WorldModel
+from rlstab_jax.stability.categorical import straight_through_onehot, unimix_logits
+from rlstab_jax.stability.kl import kl_balance
+from rlstab_jax.stability.symlog import symlog, twohot_loss
+
+
+def sample_latent(key: jax.Array, logits: jax.Array, unimix: jax.Array
+                  ) -> tuple[jax.Array, jax.Array]:
+    """``(z [..., C*K] straight-through one-hot sample, unimixed logits [..., C, K])``."""
+    mixed = unimix_logits(logits, unimix)
+    z = straight_through_onehot(key, mixed)
+    return z.reshape(z.shape[:-2] + (-1,)), mixed
+
+
+def mode_latent(logits: jax.Array) -> jax.Array:
+    """The most likely class of each group as a flat one-hot ``[..., C*K]`` (greedy acting)."""
+    z = jax.nn.one_hot(jnp.argmax(logits, -1), logits.shape[-1], dtype=jnp.float32)
+    return z.reshape(z.shape[:-2] + (-1,))
+
+
+def encode_action(action: jax.Array, discrete: bool, act_dim: int) -> jax.Array:
+    """Model input of an action: one-hot ``[..., A]`` (discrete) or the float vector."""
+    if discrete:
+        return jax.nn.one_hot(action, act_dim, dtype=jnp.float32)
+    return action.astype(jnp.float32)
+
+
+def categorical_entropy(logits: jax.Array) -> jax.Array:
+    """Entropy of factorised categoricals ``[..., C, K]`` summed over groups -> ``[...]``."""
+    logp = jax.nn.log_softmax(logits, -1)
+    return -jnp.sum(jnp.exp(logp) * logp, axis=(-2, -1))
+
+
+def observe(wm: WorldModel, params: Any, seq: SeqBatch, key: jax.Array, unimix: jax.Array,
+            discrete: bool) -> dict[str, jax.Array]:
+    """Posterior rollout over ``seq`` (leaves ``[B, T, ...]``), resetting where ``is_first``.
+
+    Returns ``[B, T, ...]`` arrays: ``h`` (= ``g_t``), ``z`` (posterior sample of
+    ``next_obs_t``), ``prior``/``post`` (unimixed logits ``[B, T, C, K]``).
+    """
+    B, T = seq.reward.shape
+    chex.assert_shape(seq.is_first, (B, T))
+    a = encode_action(seq.action, discrete, wm.act_dim)
+    e_obs = wm.apply(params, seq.obs, method=WorldModel.encode)
+    e_next = wm.apply(params, seq.next_obs, method=WorldModel.encode)
+    k_first, k_scan = jax.random.split(key)
+    h0 = jnp.zeros((B, wm.deter), jnp.float32)
+    # Reset latents of every step at once (h = 0 and the posterior of obs_t): used where
+    # is_first, one batched call instead of one per step.
+    post0 = wm.apply(params, jnp.broadcast_to(h0[:, None], (B, T, wm.deter)), e_obs,
+                     method=WorldModel.posterior)
+    z0, _ = sample_latent(k_first, post0, unimix)
+
+    def step(carry, xs):
+        h_prev, z_prev = carry
+        a_t, e_t, first, z0_t, k = xs
+        h = jnp.where(first[:, None], 0.0, h_prev)
+        z = jnp.where(first[:, None], z0_t, z_prev)
+        g = wm.apply(params, h, z, a_t, method=WorldModel.step)
+        prior = unimix_logits(wm.apply(params, g, method=WorldModel.prior), unimix)
+        z_next, post = sample_latent(k, wm.apply(params, g, e_t, method=WorldModel.posterior),
+                                     unimix)
+        return (g, z_next), (g, z_next, prior, post)
+
+    tm = lambda x: jnp.swapaxes(x, 0, 1)  # noqa: E731  [B, T] <-> [T, B]
+    xs = (tm(a), tm(e_next), tm(seq.is_first), tm(z0), jax.random.split(k_scan, T))
+    init = (h0, jnp.zeros((B, wm.groups * wm.classes), jnp.float32))
+    _, (g, z, prior, post) = jax.lax.scan(step, init, xs)
+    return {"h": tm(g), "z": tm(z), "prior": tm(prior), "post": tm(post)}
+
+
+def wm_loss(params: Any, wm: WorldModel, seq: SeqBatch, key: jax.Array, hp: Any, bins: jax.Array,
+            discrete: bool, free_bits_mode: str) -> tuple[jax.Array, tuple[dict, dict]]:
+    """DreamerV3 world-model loss on a sequence batch ``[B, T]``.
+
+    ``beta_pred * (symlog-MSE decoder + twohot reward + Bernoulli continue)`` plus KL balancing
+    (``beta_dyn``, ``beta_rep``) with free bits in ``free_bits_mode`` (field report 002: the
+    ``max`` form froze the prior; the straight-through form trains it below the threshold).
+
+    Returns:
+      ``(loss, (metrics, states))``; ``states`` are the posterior latents (``h``, ``z``) the
+      actor-critic imagines from.
+    """
+    out = observe(wm, params, seq, key, hp["unimix"], discrete)
+    feat = jnp.concatenate([out["h"], out["z"]], -1)
+    dec, rew_logits, cont_logit = wm.apply(params, feat, method=WorldModel.heads)
+    target = symlog(seq.next_obs.reshape(seq.next_obs.shape[:2] + (-1,)).astype(jnp.float32))
+    dec_loss = jnp.mean(jnp.sum(jnp.square(dec - target), -1))
+    rew_loss = jnp.mean(twohot_loss(rew_logits, seq.reward.astype(jnp.float32), bins))
+    cont_target = 1.0 - seq.terminated.astype(jnp.float32)
+    cont_loss = jnp.mean(optax.sigmoid_binary_cross_entropy(cont_logit, cont_target))
+    kl_loss, kl_metrics = kl_balance(out["post"], out["prior"], hp["beta_dyn"], hp["beta_rep"],
+                                     hp["free_bits"], free_bits_mode)
+    loss = hp["beta_pred"] * (dec_loss + rew_loss + cont_loss) + kl_loss
+    sg = jax.lax.stop_gradient
+    metrics = {
+        "wm/loss": loss,
+        "wm/loss/decoder": dec_loss,
+        "wm/loss/reward": rew_loss,
+        "wm/loss/continue": cont_loss,
+        "wm/prior_entropy": jnp.mean(categorical_entropy(out["prior"])),
+        "wm/post_entropy": jnp.mean(categorical_entropy(out["post"])),
+        "wm/continue_acc": jnp.mean(((cont_logit > 0) == (cont_target > 0.5)).astype(jnp.float32)),
+    }
+    metrics.update(kl_metrics)
+    states = {"h": sg(out["h"]), "z": sg(out["z"])}
+    return loss, (jax.tree.map(sg, metrics), states)

@@ -1,0 +1,66 @@
+"""Dreamer through the shared off-policy driver: CartPole smoke learning, gymnasium in-scan path."""
+
+import jax
+import numpy as np
+
+from rlstab_jax.config.loader import load_config
+from rlstab_jax.train.checkpoint import CheckpointStore
+from rlstab_jax.train.loop import run
+from rlstab_jax.train.session import build_session
+
+QUIET = ["log.progress=false", "log.plot=false", "checkpoint.enabled=false"]
+TINY = ["agent.deter=16", "agent.hidden=16", "agent.layers=1", "agent.stoch_groups=4",
+        "agent.stoch_classes=4", "agent.num_bins=15", "agent.batch_size=4", "agent.seq_len=8",
+        "agent.horizon=5", "agent.train_ratio=16"]
+
+
+def test_dreamer_learns_cartpole_above_random(tmp_path):
+    # The preset (state-only, whole loop in lax.scan) with a short budget: the greedy policy
+    # of a random agent scores ~9-10 and a uniform one ~22; on this preset one seed reached
+    # 236 at 4k env steps and 500 at 6k (bench note in the report of issue 16).
+    cfg = load_config("dreamer/cartpole", QUIET + [
+        f"run.dir={tmp_path}", "train.total_steps=4000", "train.eval_every=4000",
+        "train.learning_starts=1000", "train.eval_episodes=4"])
+    res = run(cfg)
+    assert float(np.mean(res.final_eval["eval/return"])) > 60.0
+
+
+def test_dreamer_runs_on_gymnasium_through_the_in_scan_callback(tmp_path):
+    cfg = load_config("dreamer/cartpole", QUIET + [
+        f"run.dir={tmp_path}", "env.backend=gymnasium", *TINY, "train.total_steps=256",
+        "train.chunk_steps=128", "train.learning_starts=64",
+        "train.eval_every=256", "train.eval_episodes=1"])
+    res = run(cfg)
+    state = res.state
+    assert int(np.asarray(state.agent.wm_steps)[0]) > 0  # the world model trained
+    assert int(np.asarray(state.agent.ac_steps)[0]) > 0  # and the actor-critic
+    assert state.is_first.shape == (1, 1) and state.carry.h.shape == (1, 1, 16)
+    assert np.isfinite(float(np.mean(res.final_eval["eval/return"])))
+    assert all(np.isfinite(r["wm/loss"]) for r in res.rows if "wm/loss" in r)
+
+
+def test_resume_restores_the_actor_critic_bit_for_bit_and_continues(tmp_path):
+    """Checkpoint after one chunk, restore into the abstract state, continue: the next chunk
+    equals the uninterrupted one bit for bit (same compiled chunk). The whole driver state is
+    one pytree: world model, actor, critic, slow critic, optimisers, return normaliser,
+    surprise EMAs, replay, env state and the per-env RSSM carry (field report 002's resume
+    started a fresh actor-critic, ``reset_ac``)."""
+    cfg = load_config("dreamer/cartpole", QUIET + TINY + [
+        f"run.dir={tmp_path}", "train.seeds=2", "train.chunk_steps=128",
+        "train.learning_starts=64", "replay.capacity=1024"])
+    sess = build_session(cfg)
+    s1, _ = sess.chunk(sess.init_state(), sess.hparams)
+    assert int(np.asarray(s1.agent.ac_steps)[0]) > 0
+    actor_before = jax.tree.map(np.array, s1.agent.actor_params)
+    with CheckpointStore(tmp_path / "ck", keep=2, fingerprint=sess.fingerprint()) as store:
+        store.save(128, s1)
+        store.wait()
+        s2, m2 = sess.chunk(s1, sess.hparams)  # uninterrupted (donates s1)
+        restored, _ = store.restore(sess.abstract_state())
+    s2b, m2b = sess.chunk(restored, sess.hparams)
+    for x, y in zip(jax.tree.leaves((s2, m2)), jax.tree.leaves((s2b, m2b)), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    moved = jax.tree.map(lambda a, b: np.abs(np.asarray(a) - b).max(), s2.agent.actor_params,
+                         actor_before)
+    assert max(jax.tree.leaves(moved)) > 0  # the resumed actor kept learning
+    assert s2.carry.h.shape == (2, 1, 16) and s2.is_first.shape == (2, 1)
