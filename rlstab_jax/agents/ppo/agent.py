@@ -245,7 +245,7 @@ def make_agent(cfg: PPOConfig, spec: EnvSpec) -> OnPolicyAgent:
             for h in layout.names:
                 sub = grads[0]["params"].get(f"heads_{h}")
                 if sub is not None:
-                    metrics[f"grad_norm/{h}"] = optax.global_norm(sub)
+                    metrics[f"grad_norm/{h}"] = optax.tree.norm(sub)
             grads, gnorm = clip_by_global_norm_with_norm(grads, hp["max_grad_norm"])
             updates, new_opt = opt.update(grads, opt_s, p)
             # Guard the update, not only the gradient (a NaN lr or optimiser state).
