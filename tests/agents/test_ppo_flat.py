@@ -128,3 +128,12 @@ def test_cartpole_reaches_500_on_4_of_5_seeds(tmp_path):
         if row.get("eval/return") is not None and row["eval/return"] >= 500.0:
             solved.add(row["seed"])
     assert len(solved) >= 4, f"seeds reaching 500: {sorted(solved)}"
+
+
+def test_progress_line_names_critical_heads():
+    from rlstab_jax.train.progress import critical_heads
+
+    rows = [{"critical/op": 0.0, "critical/tempo": 1.0, "critical/heads": 1.0},
+            {"critical/op": 0.0, "critical/blueprint": 0.5}]
+    assert critical_heads(rows) == ["blueprint", "tempo"]
+    assert critical_heads([{"critical/heads": 0.0, "loss": 1.0}]) == []
