@@ -98,7 +98,7 @@ def test_render_and_gymnasium_env():
     env = gymnasium.make("Scaffold-v0", render_mode="rgb_array")
     obs, _ = env.reset(seed=0)
     assert env.observation_space.contains(obs)
-    for t in range(5):
+    for _ in range(5):
         obs, r, term, trunc, info = env.step(env.action_space.sample())
         assert np.isfinite(r) and not term
     frame = env.render()
