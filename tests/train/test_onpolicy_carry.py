@@ -2,6 +2,7 @@
 
 import jax
 import numpy as np
+import pytest
 
 from rlstab_jax.config.loader import load_config
 from rlstab_jax.train.loop import run
@@ -14,6 +15,7 @@ TINY = ["agent.network=lstm", "agent.feature_dim=8", "agent.lstm_hidden=8",
         "log.progress=false", "log.plot=false", "checkpoint.enabled=false"]
 
 
+@pytest.mark.slow  # ~1 min compile on 2 cores; the default run covers the runner via REINFORCE
 def test_gymnasium_runner_carries_lstm_state_and_flags_episode_starts(tmp_path):
     cfg = load_config("ppo/cartpole", TINY + ["env.backend=gymnasium", f"run.dir={tmp_path}"])
     sess = build_session(cfg)
