@@ -21,7 +21,10 @@ class AgentEntry:
 
 _REGISTRY: dict[str, AgentEntry] = {}
 # Modules whose import registers agents; imported lazily so `--help` stays fast.
-_AGENT_MODULES = ("rlstab_jax.agents.sac", "rlstab_jax.agents.reinforce", "rlstab_jax.agents.dreamer")
+_AGENT_MODULES = (
+    "rlstab_jax.agents.sac", "rlstab_jax.agents.reinforce", "rlstab_jax.agents.dreamer",
+    "rlstab_jax.agents.ppo",
+)
 
 
 def register(

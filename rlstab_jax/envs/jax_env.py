@@ -54,7 +54,7 @@ class JaxEnv:
         )
 
     def to_env_action(self, action: jax.Array) -> jax.Array:
-        if self.spec.action_kind == "discrete":
+        if self.spec.action_kind in ("discrete", "factored"):
             return jnp.asarray(action, jnp.int32)
         low, high = (jnp.asarray(v, jnp.float32) for v in self._scale)
         a = jnp.clip(action, -1.0, 1.0)
@@ -66,7 +66,13 @@ class JaxEnv:
 
 
 def spec_from_gymnax(env_id: str, env: Any, params: Any) -> EnvSpec:
-    """Build an EnvSpec from gymnax spaces, rejecting spaces no agent here can handle."""
+    """Build an EnvSpec from gymnax spaces, rejecting spaces no agent here can handle.
+
+    An env with factored actions or masks in the observation describes itself with
+    ``env_spec(params, env_id) -> EnvSpec`` (e.g. the scaffold env).
+    """
+    if hasattr(env, "env_spec"):
+        return env.env_spec(params, env_id)
     obs_space = env.observation_space(params)
     act_space = env.action_space(params)
     obs_shape = tuple(int(d) for d in getattr(obs_space, "shape", ()))

@@ -29,6 +29,9 @@ def _own_envs() -> dict[str, Callable[[dict[str, Any]], tuple[Any, Any]]]:
             register_jax_env("RacerPixels-v0", lambda kw: racer.make_racer(pixels=True, **kw))
         except ImportError:  # pragma: no cover - racer not built yet
             pass
+        from rlstab_jax.envs import scaffold
+
+        register_jax_env("Scaffold-v0", lambda kw: scaffold.make_scaffold(**kw))
     return _OWN
 
 

@@ -2,6 +2,12 @@
 
 Same shape as the off-policy driver: seed-batched state ``[S, ...]``, a jitted chunk of
 ``chunk_iters`` rollout+update iterations, host-side logging between chunks.
+
+Recurrent agents (``agent.init_carry`` set; docs/design.md "Recurrent agents") are called
+through ``act_step``: the per-env ``carry`` and the ``is_first[N]`` flags live in the driver
+state (vmapped over seeds, checkpointed), ``is_first`` is True at the first step of every
+episode and the agent resets its carry there itself. What the agent needs to replay the
+rollout (initial carries, ``is_first``) it returns in ``policy_info``.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-from rlstab_jax.agents.base import OnPolicyAgent, Rollout
+from rlstab_jax.agents.base import OnPolicyAgent, Rollout, act_step
 from rlstab_jax.envs.jax_env import JaxEnv
 from rlstab_jax.train.dtypes import strong_types
 from rlstab_jax.train.episodes import EpisodeStats, episode_update, nonfinite_streak
@@ -28,6 +34,14 @@ class OnPolicyState:
     env_steps: jax.Array
     episodes: EpisodeStats
     nonfinite_streak: jax.Array
+    carry: Any = None  # recurrent agents' per-env carry (None for feedforward agents)
+    is_first: jax.Array | None = None  # [n_envs] True where an episode starts
+
+
+def initial_carry(agent: Any, n_envs: int) -> tuple[Any, jax.Array]:
+    """``(carry, is_first)`` at the start of a run: every env starts an episode."""
+    carry = None if agent.init_carry is None else agent.init_carry(n_envs)
+    return carry, jnp.ones((n_envs,), bool)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +63,7 @@ class OnPolicyDriver:
             jnp.zeros((), jnp.int32),
             EpisodeStats.zeros(self.n_envs),
             jnp.zeros((), jnp.int32),
+            *initial_carry(self.agent, self.n_envs),
         ))
 
     def init(self, keys: jax.Array, hparams: Any) -> OnPolicyState:
@@ -58,7 +73,8 @@ class OnPolicyDriver:
         def step(carry, _):
             s = carry
             key, k_act, k_env = jax.random.split(s.key, 3)
-            action, info = self.agent.act(s.agent, s.obs, k_act, hparams, deterministic=False)
+            action, rc, info = act_step(self.agent, s.agent, s.obs, k_act, hparams, False,
+                                        s.carry, s.is_first)
             env_state, obs, reward, term, trunc, final_obs = jax.vmap(self.env.step)(
                 jax.random.split(k_env, self.n_envs), s.env_state, action
             )
@@ -78,6 +94,8 @@ class OnPolicyDriver:
                 key=key,
                 env_steps=s.env_steps + self.n_envs,
                 episodes=eps,
+                carry=rc,
+                is_first=jnp.logical_or(term, trunc),
             )
             return s, row
 

@@ -9,6 +9,14 @@ import numpy as np
 from tqdm.auto import tqdm
 
 
+def critical_heads(rows: list[dict[str, Any]]) -> list[str]:
+    """Heads any seed flagged ``critical/<head> > 0`` in this chunk (field report 004 thresholds:
+    a per-head ratio above 10 or an entropy below the head's critical level; PPO telemetry)."""
+    names = {k.split("/", 1)[1] for r in rows for k, v in r.items()
+             if k.startswith("critical/") and k != "critical/heads" and v and v > 0}
+    return sorted(names)
+
+
 class Progress:
     def __init__(self, total: int, start: int, enabled: bool = True):
         self._bar = tqdm(total=total, initial=start, unit="step", disable=not enabled,
@@ -26,6 +34,9 @@ class Progress:
             post["return"] = f"{np.mean(rets):.1f}"
         if "eval/return" in last_eval:
             post["eval"] = f"{float(np.mean(last_eval['eval/return'])):.1f}"
+        crit = critical_heads(rows)
+        if crit:
+            post["CRITICAL"] = ",".join(crit)
         self._bar.set_postfix(post, refresh=False)
 
     def write(self, msg: str) -> None:

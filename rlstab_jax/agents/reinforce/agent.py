@@ -42,6 +42,8 @@ class ReinforceState:
 
 
 def make_agent(cfg: ReinforceConfig, spec: EnvSpec) -> OnPolicyAgent:
+    if spec.action_kind == "factored":
+        spec.require_discrete("reinforce")  # one-line ConfigError: factored actions need ppo
     discrete = spec.action_kind == "discrete"
     net = ActorCritic(cfg.hidden, spec.action_dim)
     opt = optax.inject_hyperparams(optax.adam)(learning_rate=cfg.lr)
