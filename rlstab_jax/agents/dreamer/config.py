@@ -39,8 +39,8 @@ class DreamerConfig:
       beta_pred, beta_dyn, beta_rep: world-model loss weights (1, 1, 0.1).
       free_bits: KL floor in nats (1.0). unimix: uniform mix of every categorical (0.01).
       agc: adaptive-gradient-clipping ratio (0.3; <= 0 off). adam_eps: Adam epsilon.
-      slow_critic_tau: EMA rate of the slow critic (0.02); slow_critic_reg: weight of the
-        regulariser pulling the critic towards it (1.0).
+      slow_critic_tau: EMA rate of the slow critic (0.02).
+      slow_critic_reg: weight of the regulariser pulling the critic towards the slow critic (1.0).
       retnorm_decay: EMA decay of the return percentiles (0.99).
       surprise_beta: EMA decay of the world-model surprise telemetry (0.99).
       min_std, max_std: std range of the continuous actor.
@@ -50,11 +50,21 @@ class DreamerConfig:
       hidden, layers: width/depth of every MLP (encoder, heads, actor, critic).
       encoder: ``mlp`` (symlog'd state vectors; pixels are not supported yet).
       num_bins, bins_low, bins_high: twohot bins ``symexp(linspace(low, high, num_bins))``.
-      batch_size B, seq_len T: replayed subsequences per update.
-      horizon H: imagination steps. train_ratio: replayed steps per env step.
+      batch_size: replayed subsequences per update (B).
+      seq_len: length of each replayed subsequence (T; report 002: 64, or 25 for throughput).
+      horizon: imagination steps (H, 15).
+      train_ratio: replayed steps per env step.
       wm_ac_ratio: world-model updates per actor-critic update.
       wm_warmup: world-model-only updates before the actor-critic starts.
-      switches listed in the module docstring.
+      free_bits_mode: ``straight_through`` (fix: KL gradient below the floor still reaches the
+        prior) or ``max`` (report 002's frozen-prior bug).
+      bootstrap: ``next`` (lambda returns bootstrap ``V(s_{t+1})``) or ``current`` (the
+        report's ``V(s_t)`` bug).
+      critic_target_stop_gradient: stop the gradient through the critic's lambda-return
+        targets (off: the report's missing-stop-gradient bug).
+      return_norm: normalise advantages by the 5/95-percentile EMA range ``max(1, S)`` (off:
+        raw advantages).
+      slow_critic: keep an EMA slow critic as the critic's regulariser (off: none).
     """
 
     wm_lr: float = hparam(3e-4)

@@ -32,9 +32,18 @@ class PPOConfig:
       per_head_entropy: report 004's per-head entropy multipliers (off: all 1.0).
       entropy_head_coefs: explicit per-head multipliers in head order (overrides the table).
       op_conditioned_critic: factored: ``Q(s, one_hot(op))`` (report 004) instead of ``V(s)``.
-    Hyper-parameters (vmappable): lr, gamma, gae_lambda, clip_eps, vf_clip_eps, ent_coef,
-    vf_coef, max_grad_norm, anneal_steps (env steps per seed over which the learning rate
-    decays linearly to 0; 0 keeps it constant), log_std_init (Box actions).
+    Hyper-parameters (vmappable):
+      lr: Adam learning rate (start value when annealed).
+      gamma: discount.
+      gae_lambda: GAE lambda.
+      clip_eps: PPO ratio clip range (the joint ratio for factored heads).
+      vf_clip_eps: value clip range (``clip_value``).
+      ent_coef: entropy coefficient (per-head multipliers apply on top).
+      vf_coef: value-loss weight.
+      max_grad_norm: global-norm gradient clip.
+      anneal_steps: env steps per seed over which the learning rate decays linearly to 0
+        (0 keeps it constant).
+      log_std_init: initial log-std of the Gaussian head (Box actions).
     """
 
     network: Literal["mlp", "lstm"] = "mlp"
