@@ -10,12 +10,19 @@
 # The source tree is copied to $MUT_DIR (mutmut 2 rewrites files in place, so the work tree
 # is never touched) and mutmut's cache lives there: re-running the script re-tests only the
 # mutants that survived or were not tested yet. Score = killed / (killed + survived).
+#
+# JAX's persistent compilation cache ($JAX_COMPILATION_CACHE_DIR, default $MUT_DIR/jaxcache,
+# every program cached) is shared by all mutant runs: a mutant that leaves a test's traced
+# program unchanged (a branch that test's config does not take, a host-side check) reuses the
+# compiled program instead of recompiling it, so survivors cost tracing, not XLA compiles.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 work="${MUT_DIR:-/tmp/rlstab_mutation}"
 py="${PYTHON:-python}"
 mutmut="${MUTMUT:-$(dirname "$(command -v "$py")")/mutmut}"
 mkdir -p "$work"
+export JAX_COMPILATION_CACHE_DIR="${JAX_COMPILATION_CACHE_DIR:-$work/jaxcache}"
+export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0 JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES=-1
 # Fresh copy of source and tests each time; the cache (.mutmut-cache) survives.
 rm -rf "$work/rlstab_jax" "$work/tests"
 cp -r "$here/rlstab_jax" "$here/tests" "$here/pyproject.toml" "$work/"

@@ -3,11 +3,14 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from rlstab_jax.agents.base import Batch
 from rlstab_jax.agents.sac import losses
-from rlstab_jax.agents.sac.testing import tiny_cfg
+from rlstab_jax.agents.sac.networks import make_networks
+from rlstab_jax.agents.sac.testing import VEC_SPEC, build, tiny_cfg
 from rlstab_jax.config.split import extract_hparams
+from rlstab_jax.stability import policy
 
 
 def _tiny_batch(reward, terminated, discount):
@@ -101,3 +104,34 @@ def test_scalar_alpha_mode_ties_the_vector():
     per_dim = tiny_cfg()
     g = jax.grad(lambda la: losses.alpha_objective(la, per_dim, logp, -jnp.ones(2))[0])(log_alpha)
     assert g[0] > 0.0 > g[1]  # descent lowers alpha_0 and raises alpha_1 (report 000 Fix C)
+
+
+def test_current_alpha_fixed_is_init_alpha_learned_is_exp_log_alpha():
+    hp = {"init_alpha": jnp.float32(0.01)}  # report 003 Run A: fixed alpha 0.01
+    la = jnp.log(jnp.array([0.5, 2.0]))
+    np.testing.assert_allclose(losses.current_alpha(tiny_cfg(learn_alpha=False), la, hp), 0.01)
+    np.testing.assert_allclose(losses.current_alpha(tiny_cfg(), la, hp), [0.5, 2.0], rtol=1e-6)
+
+
+@pytest.mark.parametrize("kind,actor_q", [("q", "mean"), ("q", "min"), ("tqc", "min")])
+def test_actor_loss_reduces_q_over_critics_as_configured(kind, actor_q):
+    # The policy loss's Q at a ~ pi: min or mean over critics (report 003 §5 uses the mean of
+    # all TQC atoms); recomputed here from the same sample (same key split as actor_loss).
+    cfg = tiny_cfg(critic_kind=kind, actor_q=actor_q, n_critics=3, n_quantiles=4)
+    agent_nets = make_networks(cfg, VEC_SPEC)
+    _, hp, state = build(cfg)
+    obs = jax.random.normal(jax.random.key(1), (5, 3))
+    alpha = jnp.array([0.3, 0.1])
+    key = jax.random.key(2)
+    loss, aux = losses.actor_loss(state.actor_params, {}, agent_nets, state.critic_params, obs,
+                                  alpha, key, hp)
+    k_pi, k_drop = jax.random.split(key)
+    mean, log_std = agent_nets.actor_dist(state.actor_params, {}, obs, hp)
+    action, _, logp = policy.squashed_gaussian_sample(k_pi, mean, log_std)
+    q = np.asarray(agent_nets.q_values(state.critic_params, obs, action, k_drop))
+    q_pi = q.mean(axis=(0, 2)) if kind == "tqc" else getattr(q, actor_q)(axis=0)
+    assert not np.allclose(q.min(axis=0), q.mean(axis=0), atol=1e-4)  # the choice matters
+    np.testing.assert_allclose(aux["q_pi"], q_pi, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(aux["logp_per_dim"], logp, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(loss, np.mean(np.sum(np.asarray(alpha) * logp, -1) - q_pi),
+                               rtol=1e-5, atol=1e-6)

@@ -65,3 +65,45 @@ def test_mixed_rows_are_demo_rows_and_tagged():
     is_demo = np.asarray(mixed.is_demo).astype(bool)
     assert is_demo.mean() == pytest.approx(m["demo/fraction_in_batch"])
     np.testing.assert_array_equal(np.asarray(mixed.reward)[is_demo], 7.0)
+
+
+def test_demo_repeat_reaches_the_agent_update_through_the_session(tmp_path):
+    # Issue 12: replay.demo_repeat from the config, through build_session -> the off-policy
+    # driver's update (replay sample -> demo mix -> agent.update), as the training loop runs it.
+    # The demo share is read from the AGENT's own metric (SAC telemetry: mean of the is_demo
+    # rows it trained on). 8 demos, 8 agent rows in replay, weight 1 (fixed): repeat 1 gives
+    # 8 / 16 = 0.5 of the batch, repeat 4 gives 32 / 40 = 0.8; ignoring repeat gives 0.5 both.
+    from rlstab_jax.replay.demos import save_demos
+    from rlstab_jax.train.session import build_session
+
+    rng = np.random.default_rng(0)
+    n = 8
+    path = tmp_path / "demos.npz"
+    save_demos(path, obs=rng.normal(size=(n, 3)), action=rng.uniform(-1, 1, (n, 1)),
+               reward=np.ones(n), next_obs=rng.normal(size=(n, 3)),
+               terminated=np.zeros(n, bool), truncated=np.zeros(n, bool))
+    seen = {}
+    for repeat in (1, 4):
+        cfg = load_config("sac/pendulum", [
+            "agent.actor_hidden=[8]", "agent.critic_hidden=[8]", "agent.batch_size=512",
+            f"replay.demos={path}", "replay.demo_weight=1.0", "replay.demo_decay_samples=0",
+            f"replay.demo_repeat={repeat}", "train.learning_starts=0", "log.progress=false",
+            "log.plot=false", "checkpoint.enabled=false", f"run.dir={tmp_path / 'run'}"])
+        sess = build_session(cfg)
+        driver, hp = sess.driver, jax.tree.map(lambda x: x[0], sess.hparams)
+        state = jax.jit(driver.init_one)(sess.keys[0], hp)
+        collect = jax.jit(driver.collect)
+        for _ in range(n):
+            state, _ = collect(state, hp)
+        assert int(state.env_steps) == n
+        new, m = jax.jit(driver.update)(state, hp)
+        seen[repeat] = float(m["demo/fraction_in_batch"])
+        assert float(m["demo/expected_fraction"]) == pytest.approx(n * repeat / (n * repeat + n))
+        assert np.isfinite(float(m["critic/loss"]))
+        assert _leaves_differ(state.agent.critic_params, new.agent.critic_params)
+    assert seen[1] == pytest.approx(0.5, abs=0.07)
+    assert seen[4] == pytest.approx(0.8, abs=0.06)
+
+
+def _leaves_differ(a, b):
+    return any(bool(jnp.any(x != y)) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))

@@ -31,7 +31,7 @@ from rlstab_jax.nn.context import context_obs_dim
 from rlstab_jax.stability import critic as critic_fns
 from rlstab_jax.stability import entropy, gradients, policy
 
-HParams = dict[str, jax.Array]
+HParams = dict[str, jax.Array]  # pragma: no mutate (annotation-only alias)
 
 
 @flax.struct.dataclass

@@ -23,8 +23,8 @@ from rlstab_jax.agents.sac.networks import SACNetworks
 from rlstab_jax.stability import critic as critic_fns
 from rlstab_jax.stability import entropy, policy
 
-HParams = dict[str, jax.Array]
-Metrics = dict[str, jax.Array]
+HParams = dict[str, jax.Array]  # pragma: no mutate (annotation-only alias)
+Metrics = dict[str, jax.Array]  # pragma: no mutate (annotation-only alias)
 
 
 def current_alpha(cfg: SACConfig, log_alpha: jax.Array, hp: HParams) -> jax.Array:
