@@ -11,6 +11,11 @@
 # is never touched) and mutmut's cache lives there: re-running the script re-tests only the
 # mutants that survived or were not tested yet. Score = killed / (killed + survived).
 #
+# After adding tests, re-test the survivors against the NEW tests only (same $MUT_DIR, so only
+# survived/untested mutants run): the old tests are unchanged and already passed on them, so
+#   MUT_TESTS="tests/agents/test_x.py -k 'new_a or new_b'" bash scripts/mutation.sh FILE
+# gives the same verdict as the full mapping at a fraction of the cost.
+#
 # JAX's persistent compilation cache ($JAX_COMPILATION_CACHE_DIR, default $MUT_DIR/jaxcache,
 # every program cached) is shared by all mutant runs: a mutant that leaves a test's traced
 # program unchanged (a branch that test's config does not take, a host-side check) reuses the
@@ -60,6 +65,7 @@ cd "$work"
 for t in "${targets[@]}"; do
   tests=""
   for f in $(tests_for "$t"); do [ -f "$f" ] && tests="$tests $f"; done
+  tests="${MUT_TESTS:-$tests}"
   echo "=== $t  <-  $tests"
   PYTHONPATH="$work" JAX_PLATFORMS=cpu "$mutmut" run --paths-to-mutate "$t" --no-progress \
     --runner "env PYTHONPATH=$work JAX_PLATFORMS=cpu $py -m pytest -x -q -p no:cacheprovider -m 'not slow' $tests" \
