@@ -135,3 +135,15 @@ def test_actor_loss_reduces_q_over_critics_as_configured(kind, actor_q):
     np.testing.assert_allclose(aux["logp_per_dim"], logp, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(loss, np.mean(np.sum(np.asarray(alpha) * logp, -1) - q_pi),
                                rtol=1e-5, atol=1e-6)
+
+
+def test_redq_subset_of_one_is_a_random_single_critic():
+    # critic_subset=1 (REDQ's M=1 limit) must draw one random critic per call, not fall back
+    # to the min over all N (which would always give 1.0 here).
+    q = jnp.array([1.0, 5.0, 3.0, 4.0, 2.0])[:, None] * jnp.ones((5, 3))  # [N=5, B=3]
+    batch = _tiny_batch([0.0] * 3, [False] * 3, [1.0] * 3)
+    one = tiny_cfg(n_critics=5, critic_subset=1)
+    hp = extract_hparams(one)
+    fn = jax.jit(lambda k: losses.soft_backup(one, q, jnp.zeros(3), jnp.ones(2), batch, hp, k))
+    vals = {float(fn(jax.random.key(i))[0]) for i in range(16)}
+    assert vals <= {1.0, 2.0, 3.0, 4.0, 5.0} and len(vals) >= 3
