@@ -147,3 +147,15 @@ def test_redq_subset_of_one_is_a_random_single_critic():
     fn = jax.jit(lambda k: losses.soft_backup(one, q, jnp.zeros(3), jnp.ones(2), batch, hp, k))
     vals = {float(fn(jax.random.key(i))[0]) for i in range(16)}
     assert vals <= {1.0, 2.0, 3.0, 4.0, 5.0} and len(vals) >= 3
+
+
+def test_tqc_backup_subtracts_alpha_times_logp_per_row():
+    # Report 000 Step 7b on the TQC atoms: y = r + d * (atom - mean(alpha) * logp'), with
+    # log-probs other than 1 so alpha * logp and alpha / logp differ.
+    cfg = tiny_cfg(critic_kind="tqc", n_quantiles=2, drop_per_critic=0)
+    hp = extract_hparams(cfg)
+    next_q = jnp.zeros((2, 2, 2))  # [N, B, M]: every atom 0
+    batch = _tiny_batch([0.0, 0.0], [False, False], [1.0, 1.0])
+    y = losses.soft_backup(cfg, next_q, jnp.array([2.0, -0.5]), jnp.array([0.1, 0.3]), batch,
+                           hp, None)
+    np.testing.assert_allclose(y, [[-0.4] * 4, [0.1] * 4], rtol=1e-6)
