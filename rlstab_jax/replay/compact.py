@@ -267,6 +267,22 @@ class CompactReplay:
             lambda x: x.reshape((self.updates, self.batch_size) + x.shape[1:]), batch)
 
 
+def compact_layout(mode: str, obs_dtype: str, frame_stack: int, history: int) -> tuple[bool, int]:
+    """``(use the compact replay, frames per observation k)`` for ``replay.compact=mode``.
+
+    ``auto``: compact for pixel (uint8) or frame-stacked observations, where the stored copies
+    dominate memory; vector observations keep the flat flashbax replay (``next_obs`` costs a
+    few floats there, and the flat path is the benchmarked one). Frames are split off only when
+    the observation IS the stack (``env.history`` appends a flat context: stored whole).
+    """
+    k = int(frame_stack) if frame_stack > 1 and not history else 1
+    if mode == "on":
+        return True, k
+    if mode == "off":
+        return False, 1
+    return (obs_dtype == "uint8" or k > 1), k
+
+
 def make_compact_replay(capacity: int, n_envs: int, updates: int, batch_size: int,
                         n_step: int, seq_len: int = 0, frame_stack: int = 1,
                         final_fraction: float = 0.01) -> CompactReplay:
