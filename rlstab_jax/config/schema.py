@@ -69,9 +69,10 @@ class ReplayConfig:
         (report value 2.5; 1 = no demo bias).
       demo_decay_samples: samples over which the demo weight decays to 1 (report 200000).
       demo_repeat: how many copies of the demo set the demo store holds.
-      compact: ``auto`` | ``on`` | ``off``: store one frame per row and rebuild ``next_obs``
-        and frame stacks at sample time (``replay/compact.py``, issue 14). ``auto`` = on for
-        pixel (uint8) or frame-stacked observations, off for vector ones.
+      layout: ``auto`` | ``compact`` | ``flat``: ``compact`` stores one frame per row and
+        rebuilds ``next_obs`` and frame stacks at sample time (``replay/compact.py``, issue
+        14); ``flat`` stores obs and next_obs (flashbax). ``auto`` = compact for pixel (uint8)
+        or frame-stacked observations, flat for vector ones.
       final_fraction: compact replay only: episode-end observations kept per env, as a
         fraction of its rows (0.01 = one per 100 rows); rows whose episode end fell out are
         not sampled (``replay/usable_fraction``).
@@ -82,7 +83,7 @@ class ReplayConfig:
     demo_weight: float = 1.0
     demo_decay_samples: int = 200_000
     demo_repeat: int = 1
-    compact: Literal["auto", "on", "off"] = "auto"
+    layout: Literal["auto", "compact", "flat"] = "auto"
     final_fraction: float = 0.01
 
     def validate(self) -> None:

@@ -268,7 +268,7 @@ class CompactReplay:
 
 
 def compact_layout(mode: str, obs_dtype: str, frame_stack: int, history: int) -> tuple[bool, int]:
-    """``(use the compact replay, frames per observation k)`` for ``replay.compact=mode``.
+    """``(use the compact replay, frames per observation k)`` for ``replay.layout=mode``.
 
     ``auto``: compact for pixel (uint8) or frame-stacked observations, where the stored copies
     dominate memory; vector observations keep the flat flashbax replay (``next_obs`` costs a
@@ -276,9 +276,9 @@ def compact_layout(mode: str, obs_dtype: str, frame_stack: int, history: int) ->
     the observation IS the stack (``env.history`` appends a flat context: stored whole).
     """
     k = int(frame_stack) if frame_stack > 1 and not history else 1
-    if mode == "on":
+    if mode == "compact":
         return True, k
-    if mode == "off":
+    if mode == "flat":
         return False, 1
     return (obs_dtype == "uint8" or k > 1), k
 

@@ -159,7 +159,7 @@ def run_fingerprint(cfg: Any, spec: Any, backend: str) -> dict[str, Any]:
         off_policy = registry.get(cfg.agent_name).kind == "off_policy"
     except Exception:  # an unregistered name fails elsewhere with its own message
         off_policy = False
-    if off_policy and compact_layout(cfg.replay.compact, spec.obs_dtype, cfg.env.frame_stack,
+    if off_policy and compact_layout(cfg.replay.layout, spec.obs_dtype, cfg.env.frame_stack,
                                      cfg.env.history)[0]:
         fp["replay.layout"] = "compact"
         fp["replay.final_fraction"] = cfg.replay.final_fraction

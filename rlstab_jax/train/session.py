@@ -162,7 +162,7 @@ def build_session(
         from rlstab_jax.replay.compact import compact_layout
         from rlstab_jax.train.offpolicy import make_offpolicy_driver
 
-        compact, frames = compact_layout(cfg.replay.compact, spec.obs_dtype,
+        compact, frames = compact_layout(cfg.replay.layout, spec.obs_dtype,
                                          cfg.env.frame_stack, cfg.env.history)
         driver = make_offpolicy_driver(
             agent,
