@@ -125,7 +125,7 @@ class CompactReplay:
 
     # ---- writing ---------------------------------------------------------------------
     def add(self, state: CompactState, rows: ReplayRow) -> CompactState:
-        """Add one vector step; ``rows`` leaves are ``[n_envs, ...]`` (``next_obs`` the true one)."""
+        """Add one vector step; ``rows`` leaves ``[n_envs, ...]`` (``next_obs`` the true one)."""
         chex.assert_tree_shape_prefix(rows, (self.n_envs,))
         i = state.steps % self.rows
         put = lambda buf, x: jax.lax.dynamic_update_index_in_dim(  # noqa: E731
@@ -204,8 +204,7 @@ class CompactReplay:
         what the flat replay stores; one vectorised gather for all M windows.
         """
         w, k, big_t = self.window, self.frame_stack, self.rows
-        length = w + k  # frames of times start-k+1 .. start+W
-        times = start[:, None] + jnp.arange(-(k - 1), w + 1)[None]      # [M, L]
+        times = start[:, None] + jnp.arange(-(k - 1), w + 1)[None]      # [M, L = W + k]
         idx = times % big_t
         e = env[:, None]
         frames = state.frame[e, idx]                                     # [M, L, *fs]
@@ -228,13 +227,12 @@ class CompactReplay:
             flat = flat.reshape(flat.shape + (1,) * (frames.ndim - 2))
             stacks = jnp.take_along_axis(frames, flat, axis=1).reshape(
                 pick.shape + frames.shape[2:])                           # [M, W+1, k, *fs]
-        rows_t, rows_i = times[:, k - 1:k - 1 + w], idx[:, k - 1:k - 1 + w]  # [M, W]
+        rows_i = idx[:, k - 1:k - 1 + w]                                  # [M, W]
         row_done = done[:, k - 1:k - 1 + w]
         finals = state.final[e, state.slot[e, rows_i]]                   # [M, W, *fs]
         ended = jnp.concatenate([stacks[:, :w, 1:], finals[:, :, None]], axis=2)
         sel = row_done.reshape(row_done.shape + (1,) * (ended.ndim - 2))
         next_stacks = jnp.where(sel, ended, stacks[:, 1:])
-        del rows_t
         return ReplayRow(
             obs=self._merge(stacks[:, :w]), action=state.action[e, rows_i],
             reward=state.reward[e, rows_i], next_obs=self._merge(next_stacks),

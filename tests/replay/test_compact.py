@@ -106,7 +106,7 @@ def _fill(rp, rows, upto: int, st=None):
     st = rp.init(jax.tree.map(lambda x: x[0, 0], rows)) if st is None else st
     add = _jitted(rp)[0]
     for t in range(int(st.steps), upto):
-        st = add(st, jax.tree.map(lambda x: x[t], rows))
+        st = add(st, jax.tree.map(lambda x, t=t: x[t], rows))
     return st
 
 
@@ -239,14 +239,14 @@ def test_vmap_over_seeds_equals_each_seed():
     st = jax.vmap(rp.init)(jax.tree.map(lambda x: x[:, 0, 0], both))
     add = jax.jit(jax.vmap(rp.add))
     for t in range(25):
-        st = add(st, jax.tree.map(lambda x: x[:, t], both))
+        st = add(st, jax.tree.map(lambda x, t=t: x[:, t], both))
     keys = jax.random.split(jax.random.PRNGKey(0), 2)
     batched = jax.vmap(rp.sample, in_axes=(0, 0, None))(st, keys, jnp.float32(0.9))
     for i in range(2):
-        one = jax.tree.map(lambda x: x[i], st)
+        one = jax.tree.map(lambda x, i=i: x[i], st)
         assert _check_all_windows(rp, one, rows[i]) > 0
         single = rp.sample(one, keys[i], jnp.float32(0.9))
-        jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a)[i], b),
+        jax.tree.map(lambda a, b, i=i: np.testing.assert_array_equal(np.asarray(a)[i], b),
                      batched, single)
 
 
