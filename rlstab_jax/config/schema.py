@@ -69,6 +69,13 @@ class ReplayConfig:
         (report value 2.5; 1 = no demo bias).
       demo_decay_samples: samples over which the demo weight decays to 1 (report 200000).
       demo_repeat: how many copies of the demo set the demo store holds.
+      layout: ``auto`` | ``compact`` | ``flat``: ``compact`` stores one frame per row and
+        rebuilds ``next_obs`` and frame stacks at sample time (``replay/compact.py``, issue
+        14); ``flat`` stores obs and next_obs (flashbax). ``auto`` = compact for pixel (uint8)
+        or frame-stacked observations, flat for vector ones.
+      final_fraction: compact replay only: episode-end observations kept per env, as a
+        fraction of its rows (0.01 = one per 100 rows); rows whose episode end fell out are
+        not sampled (``replay/usable_fraction``).
     """
 
     capacity: int = 100_000
@@ -76,9 +83,13 @@ class ReplayConfig:
     demo_weight: float = 1.0
     demo_decay_samples: int = 200_000
     demo_repeat: int = 1
+    layout: Literal["auto", "compact", "flat"] = "auto"
+    final_fraction: float = 0.01
 
     def validate(self) -> None:
         _require(self.capacity >= 1, "replay.capacity", self.capacity, "must be >= 1")
+        _require(0.0 < self.final_fraction <= 1.0, "replay.final_fraction",
+                 self.final_fraction, "must be in (0, 1]")
         _require(
             self.demo_weight >= 1.0,
             "replay.demo_weight",

@@ -99,8 +99,14 @@ class Replay:
     n_step: int
     seq_len: int = 0
 
+    compact = False  # rows hold obs and next_obs (replay.compact.CompactReplay: one frame)
+
     def init(self, example: ReplayRow) -> Any:
         return self.buffer.init(example)
+
+    def cut(self, state: Any) -> Any:
+        """End the live episodes at the newest row: a no-op here (next_obs is stored)."""
+        return state
 
     def add(self, state: Any, rows: ReplayRow) -> Any:
         """Add one vector step; ``rows`` leaves are ``[n_envs, ...]``."""
@@ -115,12 +121,21 @@ class Replay:
 
 
 def make_replay(capacity: int, n_envs: int, updates: int, batch_size: int, n_step: int,
-                seq_len: int = 0) -> Replay:
+                seq_len: int = 0, *, compact: bool = False, frame_stack: int = 1,
+                final_fraction: float = 0.01) -> Any:
     """A replay of ``capacity`` rows per seed sampling ``updates`` batches of ``batch_size``.
 
     ``seq_len > 0`` samples fixed-length subsequences (any start, ``period=1``) for sequence
     models instead of n-step windows; flashbax draws them on device in one call.
+    ``compact=True`` returns a :class:`rlstab_jax.replay.compact.CompactReplay` (one frame per
+    row, ``next_obs`` and stacks of ``frame_stack`` frames rebuilt at sample time; same
+    interface and batches).
     """
+    if compact:
+        from rlstab_jax.replay.compact import make_compact_replay
+
+        return make_compact_replay(capacity, n_envs, updates, batch_size, n_step, seq_len,
+                                   frame_stack, final_fraction)
     length = seq_len or n_step
     max_len = max(capacity // n_envs, length + 1)
     buffer = fbx.make_trajectory_buffer(

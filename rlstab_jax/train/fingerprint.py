@@ -150,4 +150,17 @@ def run_fingerprint(cfg: Any, spec: Any, backend: str) -> dict[str, Any]:
             "replay.capacity": cfg.replay.capacity,
         }
     )
+    # The compact replay's state has another layout (only present when used, so checkpoints
+    # of flat-replay runs written before it existed still resume).
+    from rlstab_jax.agents import registry
+    from rlstab_jax.replay.compact import compact_layout
+
+    try:
+        off_policy = registry.get(cfg.agent_name).kind == "off_policy"
+    except Exception:  # an unregistered name fails elsewhere with its own message
+        off_policy = False
+    if off_policy and compact_layout(cfg.replay.layout, spec.obs_dtype, cfg.env.frame_stack,
+                                     cfg.env.history)[0]:
+        fp["replay.layout"] = "compact"
+        fp["replay.final_fraction"] = cfg.replay.final_fraction
     return fp

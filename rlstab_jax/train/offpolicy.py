@@ -144,6 +144,8 @@ class OffPolicyDriver:
             batch, metrics = self.demos.mix(k_mix, batch, s.env_steps, hparams["gamma"])
         agent_state, agent_metrics = self.agent.update(s.agent, batch, k_update, hparams)
         metrics.update(agent_metrics)
+        if self.replay.compact:  # below 1 when the episode-end side store dropped old ends
+            metrics["replay/usable_fraction"] = self.replay.usable_fraction(s.replay)
         streak, metrics = nonfinite_streak(s.nonfinite_streak, metrics)
         return s.replace(agent=agent_state, key=key, nonfinite_streak=streak), metrics
 
@@ -248,15 +250,23 @@ def make_offpolicy_driver(
     learning_starts: int,
     chunk_steps: int,
     demos: DemoMixer | None = None,
+    compact: bool = False,
+    frame_stack: int = 1,
+    final_fraction: float = 0.01,
 ) -> OffPolicyDriver:
-    """Assemble the pure-JAX off-policy driver (``chunk_steps`` env steps per seed per chunk)."""
+    """Assemble the pure-JAX off-policy driver (``chunk_steps`` env steps per seed per chunk).
+
+    ``compact``: one frame per replay row (``frame_stack`` frames per observation), ``next_obs``
+    and stacks rebuilt at sample time (``replay/compact.py``); same rows in, same batches out.
+    """
     if agent.seq_len and demos is not None:
         raise ConfigError("replay.demos is not supported by sequence agents (agent.seq_len > 0)")
     update_period = max(1, agent.update_every // n_envs)
     # Several updates per vector step with n_envs > 1 (updates_per_step is per env), one update
     # call every update_period vector steps otherwise.
     updates = agent.updates_per_step * (n_envs if agent.update_every == 1 else 1)
-    replay = make_replay(capacity, n_envs, updates, agent.batch_size, agent.n_step, agent.seq_len)
+    replay = make_replay(capacity, n_envs, updates, agent.batch_size, agent.n_step, agent.seq_len,
+                         compact=compact, frame_stack=frame_stack, final_fraction=final_fraction)
     chunk_iters = max(1, chunk_steps // n_envs)
     # The replay must hold at least one full n-step window (or subsequence) before sampling.
     learning_starts = max(learning_starts, n_envs * max(agent.n_step, agent.seq_len))

@@ -78,6 +78,11 @@ class GymOffPolicyRunner:
         self._fresh = True  # start new episodes (first chunk, and after a resume)
         self._env_step: HostEnvStep | None = None  # set when the scan is traced
         self._scan = jax.jit(self._scan_chunk, static_argnames=("iters",), donate_argnums=0)
+        # Fresh episodes after a resume: the compact replay stores no next_obs, so the newest
+        # rows are ended (truncated, bootstrapping from their stored next frame) before the
+        # new episodes are appended (replay.compact.CompactReplay.cut).
+        self._cut = jax.jit(lambda st: st.replace(replay=jax.vmap(self.driver.replay.cut)(
+            st.replay)), donate_argnums=0)
 
     # ---- device functions -------------------------------------------------------------
     def init(self, keys: jax.Array, hparams: Any) -> OffPolicyState:
@@ -226,6 +231,8 @@ class GymOffPolicyRunner:
             first = jax.device_put(np.ones(first.shape, bool), first.sharding) if \
                 first.committed else jnp.ones(first.shape, bool)
             states = states.replace(obs=obs, is_first=first)
+            if d_compact(self.driver):
+                states = self._cut(states)
             self._fresh = False
         try:
             return self._scan(states, hparams, iters=iters)
@@ -241,6 +248,8 @@ class GymOffPolicyRunner:
         fresh = self._obs is None
         if fresh:  # fresh episodes at start and after a resume
             self._obs = self.venv.reset(seed=self.seed).reshape(shape + d.env.spec.obs_shape)
+            if d_compact(d):
+                states = self._cut(states)
         if S == 1:
             states, hparams = self._squeeze(states), self._squeeze_hp(hparams)
         if fresh:
@@ -293,3 +302,8 @@ class GymOffPolicyRunner:
         """Start fresh episodes (used after a resume: simulator state is not checkpointed)."""
         self._obs = None
         self._fresh = True
+
+
+def d_compact(driver: OffPolicyDriver) -> bool:
+    """True if the driver's replay rebuilds next_obs (then fresh episodes need a ``cut``)."""
+    return bool(getattr(driver.replay, "compact", False))

@@ -159,8 +159,11 @@ def build_session(
     agent = entry.make_agent(cfg.agent, spec)
     max_steps = spec.max_episode_steps or 1000
     if entry.kind == "off_policy":
+        from rlstab_jax.replay.compact import compact_layout
         from rlstab_jax.train.offpolicy import make_offpolicy_driver
 
+        compact, frames = compact_layout(cfg.replay.layout, spec.obs_dtype,
+                                         cfg.env.frame_stack, cfg.env.history)
         driver = make_offpolicy_driver(
             agent,
             env,
@@ -169,6 +172,9 @@ def build_session(
             learning_starts=cfg.train.learning_starts,
             chunk_steps=cfg.train.chunk_steps,
             demos=_demo_mixer(cfg, spec),
+            compact=compact,
+            frame_stack=frames,
+            final_fraction=cfg.replay.final_fraction,
         )
         steps_per_chunk = driver.chunk_iters * n_envs
         if choice.backend == "gymnasium":

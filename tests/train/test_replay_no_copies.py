@@ -28,11 +28,16 @@ def _copies(hlo: str, pattern: str) -> list[str]:
             if re.search(rf"= \w+\[{pattern}\]\S* copy\(", ln)]
 
 
-@pytest.mark.parametrize("seeds", [1, 2])
-def test_gymnax_chunk_has_no_replay_copies(seeds, tmp_path):
+# compact replay (issue 14): one frame per row, frames of a 2-frame stack, episode-end store
+COMPACT = ["replay.layout=compact", "env.frame_stack=2"]
+
+
+@pytest.mark.parametrize("seeds,layout", [(1, "flat"), (2, "flat"), (1, "compact")])
+def test_gymnax_chunk_has_no_replay_copies(seeds, layout, tmp_path):
     pytest.importorskip("gymnax")
-    cfg = load_config("sac/pendulum", [*SMALL, "env.backend=gymnax", f"train.seeds={seeds}",
-                                       f"run.dir={tmp_path}"])
+    extra = COMPACT if layout == "compact" else []
+    cfg = load_config("sac/pendulum", [*SMALL, *extra, "env.backend=gymnax",
+                                       f"train.seeds={seeds}", f"run.dir={tmp_path}"])
     sess = build_session(cfg)
     st = sess.init_state()
     hlo = sess.chunk.lower(st, sess.hparams).compile().as_text()
@@ -65,11 +70,12 @@ def test_gymnasium_step_has_no_copies_of_observation_arrays(tmp_path):
     jax.clear_caches()
 
 
-@pytest.mark.parametrize("seeds", [1, 2])
-def test_gymnasium_scan_chunk_has_no_replay_copies(seeds, tmp_path):
+@pytest.mark.parametrize("seeds,layout", [(1, "flat"), (2, "flat"), (1, "compact")])
+def test_gymnasium_scan_chunk_has_no_replay_copies(seeds, layout, tmp_path):
     """The in-scan gymnasium chunk (``env.host_step=scan``): no copy of any replay array."""
     cfg = load_config("sac/pendulum", [*SMALL, "env.backend=gymnasium", "env.host_step=scan",
-                                       f"train.seeds={seeds}", f"run.dir={tmp_path}"])
+                                       f"replay.layout={layout}", f"train.seeds={seeds}",
+                                       f"run.dir={tmp_path}"])
     sess = build_session(cfg)
     r = sess.runner
     hlo = r._scan.lower(sess.init_state(), sess.hparams, iters=8).compile().as_text()

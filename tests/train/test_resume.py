@@ -49,6 +49,25 @@ CASES = {
         "train.eval_episodes=1",
         "train.seeds=2",
     ],
+    # compact replay (issue 14): frame stack 2 on the vector obs, 3-step windows, a buffer that
+    # wraps (150 rows per env) with truncations (200-step episodes)
+    "sac-pendulum-compact-replay": [
+        "--config",
+        "sac/pendulum",
+        "agent.actor_hidden=[16,16]",
+        "agent.critic_hidden=[16,16]",
+        "agent.batch_size=16",
+        "agent.n_step=3",
+        "env.n_envs=2",
+        "env.frame_stack=2",
+        "replay.layout=compact",
+        "replay.capacity=300",
+        "train.learning_starts=128",
+        "train.chunk_steps=256",
+        "train.eval_every=512",
+        "train.eval_episodes=1",
+        "train.seeds=2",
+    ],
 }
 
 
@@ -121,8 +140,13 @@ def test_resume_with_other_architecture_fails_clearly(tmp_path):
     assert len(p.stderr.strip().splitlines()) == 1
 
 
-def test_gymnasium_resume_restores_learner_state(tmp_path):
-    """Simulator state is not checkpointed: learner state restores exactly, episodes restart."""
+@pytest.mark.parametrize("layout", ["flat", "compact"])
+def test_gymnasium_resume_restores_learner_state(tmp_path, layout):
+    """Simulator state is not checkpointed: learner state restores exactly, episodes restart.
+
+    The compact replay stores no next_obs: the rows written just before the checkpoint end
+    their (abandoned) episodes as truncations with the stored next frame (``cut``).
+    """
     common = [
         "--config",
         "sac/pendulum",
@@ -136,6 +160,7 @@ def test_gymnasium_resume_restores_learner_state(tmp_path):
         "train.eval_episodes=1",
         "checkpoint.every=128",
         "log.plot=false",
+        f"replay.layout={layout}",
     ]
     _train(*common, "train.total_steps=256", f"run.dir={tmp_path}")
     before, meta = _final_state(tmp_path)
@@ -147,3 +172,10 @@ def test_gymnasium_resume_restores_learner_state(tmp_path):
     )
     steps = [r["step"] for r in _rows(tmp_path)]
     assert steps == [128, 256, 384]
+    if layout == "compact":
+        rp = after.replay
+        assert int(np.asarray(rp.steps)[0]) == 384
+        # row 255 (the last before the resume) ends its episode; its next frame is kept
+        assert bool(np.asarray(rp.truncated)[0, 0, 255])
+        slot = int(np.asarray(rp.slot)[0, 0, 255])
+        assert int(np.asarray(rp.final_time)[0, 0, slot]) == 255
