@@ -27,13 +27,12 @@ import os
 import platform
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SB3_PY = HERE / ".venvs" / "sb3" / "bin" / "python"
-PRESETS = {"racer": ("sac/racer_pixels", (48, 48, 9), "RacerPixels-v0"),
+PRESETS = {"racer": ("sac/racer_pixels", (32, 32, 6), "RacerPixels-v0"),
            "carracing": ("sac/carracing", (96, 96, 3), "CarRacing-v3")}
 
 
@@ -133,6 +132,19 @@ def peer(script: str, env: str, repeats: int) -> dict:
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
+def save(rows: list[dict], out: Path) -> None:
+    """Merge ``rows`` into ``out`` by (side, section, env, conv_impl); called after every row."""
+    old = json.loads(out.read_text())["rows"] if out.exists() else []
+    key = lambda r: (r.get("side"), r.get("section", "update"), r.get("env"),  # noqa: E731
+                     r.get("conv_impl"))
+    merged = {key(r): r for r in old}
+    merged.update({key(r): r for r in rows})
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps({"machine": platform.processor() or platform.machine(),
+                               "cpus": os.cpu_count(), "rows": list(merged.values())},
+                              indent=1))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--envs", default="racer,carracing")
@@ -148,36 +160,28 @@ def main() -> None:
         for impl in args.impls.split(","):
             if "update" in sections:
                 rows.append(ours_update(env, impl, args.repeats))
-                rows[-1]["load"] = _load()
+                rows[-1].update(load=_load(), date=time.strftime("%Y-%m-%d %H:%M UTC",
+                                                                 time.gmtime()))
                 print(json.dumps(rows[-1]), flush=True)
+                save(rows, Path(args.out))
             if "envstep" in sections:
                 try:
                     rows.append(ours_envstep(env, impl, args.envstep_chunks))
                 except Exception as e:  # noqa: BLE001 - e.g. Box2D missing: keep the others
                     rows.append({"side": "ours", "section": "envstep", "env": env,
                                  "conv_impl": impl, "error": f"{type(e).__name__}: {e}"})
-                rows[-1]["load"] = _load()
+                rows[-1].update(load=_load(), date=time.strftime("%Y-%m-%d %H:%M UTC",
+                                                                 time.gmtime()))
                 print(json.dumps(rows[-1]), flush=True)
+                save(rows, Path(args.out))
         for sec, script in (("torch", "torch_pixel_sac.py"), ("sb3", "sb3_pixel_run.py")):
             if sec in sections:
                 rows.append(peer(script, env, args.repeats))
-                rows[-1]["load"] = _load()
+                rows[-1].update(load=_load(), date=time.strftime("%Y-%m-%d %H:%M UTC",
+                                                                 time.gmtime()))
                 print(json.dumps(rows[-1]), flush=True)
-    out = Path(args.out)
-    old = json.loads(out.read_text())["rows"] if out.exists() else []
-    key = lambda r: (r.get("side"), r.get("section", "update"), r.get("env"),  # noqa: E731
-                     r.get("conv_impl"))
-    merged = {key(r): r for r in old}
-    merged.update({key(r): r for r in rows})
-    stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    for r in rows:
-        r["date"] = stamp
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"machine": platform.processor() or platform.machine(),
-                               "cpus": os.cpu_count(), "rows": list(merged.values())},
-                              indent=1))
-    print(f"wrote {out}", file=sys.stderr)
-
+                save(rows, Path(args.out))
+    save(rows, Path(args.out))
 
 if __name__ == "__main__":
     main()
