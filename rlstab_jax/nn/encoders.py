@@ -4,6 +4,12 @@ Field report 001 §2: BatchNorm's running statistics drift with the replay distr
 corrupt the network in evaluation mode (the deterministic policy scored -0.405). The CNN here
 therefore normalises with ``GroupNorm(num_groups=1)`` (per-sample statistics, identical in
 training and evaluation) and never BatchNorm.
+
+Convolutions go through ``nn.conv.Conv2D`` (``conv_impl``): on XLA:CPU the gradient of XLA's own
+convolution runs as naive loops inside ``lax.scan``/``cond``/``fori_loop`` (every update of this
+library runs there; ~16x slower than at the top level), so ``conv_impl="auto"`` uses a
+patches+matmul convolution with a hand-written VJP on CPU and XLA's convolution on GPU/TPU.
+The why and the measurements are in ``rlstab_jax/nn/conv.py``.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from rlstab_jax.nn.conv import Conv2D
 from rlstab_jax.nn.mlp import MLP, get_activation
 
 
@@ -52,6 +59,7 @@ class CNNEncoder(nn.Module):
       feature_dim: output width.
       activation: activation name (``silu`` as in the report's CNN).
       pixel_scale: inputs are cast to float32 and multiplied by this (1/255 -> [0, 1]).
+      conv_impl: ``auto`` | ``xla`` | ``matmul`` (``nn.conv.Conv2D``; same parameters for all).
     """
 
     channels: Sequence[int] = (32, 64, 64)
@@ -60,6 +68,7 @@ class CNNEncoder(nn.Module):
     feature_dim: int = 256
     activation: str = "silu"
     pixel_scale: float = 1.0 / 255.0
+    conv_impl: str = "auto"
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
@@ -70,8 +79,10 @@ class CNNEncoder(nn.Module):
             raise ValueError("channels, kernels and strides must have the same length")
         act = get_activation(self.activation)
         h = obs.astype(jnp.float32) * self.pixel_scale
-        for c, k, s in zip(self.channels, self.kernels, self.strides, strict=True):
-            h = nn.Conv(c, (k, k), strides=(s, s), padding="SAME")(h)
+        for i, (c, k, s) in enumerate(zip(self.channels, self.kernels, self.strides,
+                                          strict=True)):
+            # named like nn.Conv's auto names, so parameter trees do not depend on conv_impl
+            h = Conv2D(c, k, s, "SAME", self.conv_impl, name=f"Conv_{i}")(h)
             h = nn.GroupNorm(num_groups=1)(h)
             h = act(h)
         h = jnp.reshape(h, (h.shape[0], -1))

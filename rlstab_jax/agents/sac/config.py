@@ -66,6 +66,10 @@ class SACConfig:
       encoder: ``mlp`` (vector obs) | ``cnn`` (pixels, GroupNorm; field report 001 §2).
       encoder_hidden: vector-encoder MLP widths (``()`` = identity).
       cnn_channels, cnn_kernels, cnn_strides, feature_dim: CNN layout.
+      conv_impl: CNN convolution: ``auto`` (``matmul`` on CPU, ``xla`` on GPU/TPU) | ``xla``
+        (XLA's conv; its gradient is ~16x slower inside ``lax.scan`` on XLA:CPU) |
+        ``matmul`` (patches + matmul with a hand-written VJP; ``rlstab_jax/nn/conv.py``).
+        Same parameters and values either way.
       shared_encoder: one encoder trained by the critic and read by the actor.
       detach_actor_features: the actor sees ``stop_gradient`` features and FiLM inputs
         (field report 001 §4-5); False is the off variant where actor gradients reach the
@@ -121,6 +125,7 @@ class SACConfig:
     cnn_kernels: tuple[int, ...] = (8, 4, 3)
     cnn_strides: tuple[int, ...] = (4, 2, 1)
     feature_dim: int = 256
+    conv_impl: Literal["auto", "xla", "matmul"] = "auto"
     shared_encoder: bool = False
     detach_actor_features: bool = True
     context_len: int = 0
@@ -186,7 +191,7 @@ class SACConfig:
         choices = {"init_kind": ("lecun", "orthogonal"), "critic_kind": ("q", "tqc"),
                    "actor_q": ("min", "mean"), "std_head": ("decoupled", "coupled"),
                    "log_std_param": ("tanh", "clamp"), "alpha_mode": ("per_dim", "scalar"),
-                   "encoder": ("mlp", "cnn")}
+                   "encoder": ("mlp", "cnn"), "conv_impl": ("auto", "xla", "matmul")}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise _err(key, getattr(self, key), f"must be one of {list(allowed)}")

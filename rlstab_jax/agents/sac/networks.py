@@ -135,7 +135,7 @@ def make_networks(cfg: SACConfig, spec: EnvSpec) -> SACNetworks:
     """Build the modules for ``cfg`` and ``spec`` (validated beforehand by ``make_agent``)."""
     if cfg.encoder == "cnn":
         obs_encoder: nn.Module = CNNEncoder(cfg.cnn_channels, cfg.cnn_kernels, cfg.cnn_strides,
-                                            cfg.feature_dim)
+                                            cfg.feature_dim, conv_impl=cfg.conv_impl)
     else:
         obs_encoder = VectorEncoder(cfg.encoder_hidden, cfg.activation)
     context = film = None
