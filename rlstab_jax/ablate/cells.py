@@ -132,7 +132,9 @@ def _session(cell: Cell, cfg: Config) -> Any:
     key = (json.dumps(cell.program.variants[0].cfg.to_dict(), sort_keys=True, default=str),
            len(seeds))
     sess = _SESSIONS.get(key)
-    if sess is None:
+    # A gymnasium session's host envs and evaluation are seeded at build time (its members'
+    # env seeds), so it is rebuilt for every seed block instead of reused.
+    if sess is None or sess.backend == "gymnasium":
         sess = build_session(cfg, hparams=hp, seeds=None if single else seeds,
                              labels=None if single else labels)
         _SESSIONS[key] = sess

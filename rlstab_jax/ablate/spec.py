@@ -252,9 +252,6 @@ def load_grid(path: str, overrides: dict[str, Any] | None = None) -> GridSpec:
         else:
             name = "+".join(m.name for m in members) if len(members) <= 3 else (
                 f"{members[0].name}+{len(members) - 1}more")
-        if len(members) > 1 and members[0].cfg.env.backend == "gymnasium":
-            raise ConfigError(f"{where}: variants {[m.name for m in members]}: a numeric axis "
-                              "needs a pure-JAX env (env.backend gymnax/auto)")
         programs.append(Program(i, name, tuple(members), structural))
     names = [v.name for v in variants]
     baseline = data.get("baseline", names[0])

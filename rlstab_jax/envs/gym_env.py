@@ -108,7 +108,9 @@ class GymVecEnv:
             self._low = np.asarray(self.spec.action_low, np.float32)
             self._high = np.asarray(self.spec.action_high, np.float32)
 
-    def reset(self, seed: int) -> np.ndarray:
+    def reset(self, seed: int | list[int]) -> np.ndarray:
+        """New episodes everywhere: sub-env ``i`` is seeded ``seed + i`` (gymnasium's rule for
+        an int) or ``seed[i]`` (a list: one seed per sub-env)."""
         obs, _ = self.env.reset(seed=seed)
         return self._obs(obs)
 

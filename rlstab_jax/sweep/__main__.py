@@ -18,6 +18,7 @@ EPILOG = """examples:
   python -m rlstab_jax.sweep --config sac/racer --space my_space.yaml --stability-weight 50
   python -m rlstab_jax.sweep ... --storage postgresql://user@host/db --study racer-phase3
   python -m rlstab_jax.sweep ... --ray 10.0.0.1:6379
+  python -m rlstab_jax.sweep --resume sweeps/sweep-20260101-120000    # after an interruption
 """
 
 
@@ -46,7 +47,34 @@ def _parser() -> argparse.ArgumentParser:
                    help="objective = eval return + W * stability score (0 = return only)")
     p.add_argument("--sampler-seed", type=int, default=0)
     p.add_argument("--ray", metavar="ADDRESS", help="run trial batches as Ray tasks")
+    p.add_argument("--resume", metavar="DIR",
+                   help="continue the sweep in DIR with its recorded settings: an "
+                        "interrupted batch continues from its checkpoint")
     return p
+
+
+def _resumed(args: argparse.Namespace) -> dict:
+    """Settings of the sweep in ``args.resume`` (its ``sweep.json``)."""
+    import json
+
+    from rlstab_jax.config.loader import load_config
+    from rlstab_jax.sweep.space import Param
+    from rlstab_jax.sweep.study import make_pruner
+
+    path = Path(args.resume) / "sweep.json"
+    if not path.is_file():
+        raise ConfigError(f"--resume {args.resume}: no sweep.json there (not a sweep directory)")
+    meta = json.loads(path.read_text())
+    pr = meta.get("pruner") or {"kind": "median", "lower": None, "startup": meta["batch"],
+                                "warmup": 0}
+    return dict(cfg=load_config(base=meta["base"]),
+                space=tuple(Param(**{**p, "values": tuple(p["values"])})
+                            for p in meta["space"]),
+                directory=Path(args.resume), n_trials=meta.get("trials", args.trials),
+                batch_size=meta["batch"], seeds=meta["seeds"], study_name=meta["study"],
+                storage=meta["storage"], stability_weight=meta["stability_weight"],
+                sampler_seed=meta.get("sampler_seed", args.sampler_seed), pruner_spec=pr,
+                pruner=make_pruner(pr["kind"], pr["lower"], pr["startup"], pr["warmup"]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,21 +88,31 @@ def main(argv: list[str] | None = None) -> int:
         for name in ("trials", "batch", "seeds"):
             if getattr(args, name) < 1:
                 raise ConfigError(f"--{name}={getattr(args, name)} must be >= 1")
-        cfg = load_config(args.config, args.overrides)
-        space = load_space(args.space)
-        directory = Path(args.dir) if args.dir else Path("sweeps") / (
-            f"{args.study}-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
-        pruner = make_pruner(args.pruner, args.prune_lower, startup=args.batch,
-                             warmup=args.prune_warmup)
-        result = run_sweep(cfg, space, directory, n_trials=args.trials, batch_size=args.batch,
-                           seeds=args.seeds, study_name=args.study, storage=args.storage,
-                           pruner=pruner, stability_weight=args.stability_weight,
-                           sampler_seed=args.sampler_seed, ray_address=args.ray)
+        if args.resume:
+            kw = _resumed(args)
+            directory = kw.pop("directory")
+            cfg, space = kw.pop("cfg"), kw.pop("space")
+            result = run_sweep(cfg, space, directory, **kw, ray_address=args.ray, resume=True)
+        else:
+            cfg = load_config(args.config, args.overrides)
+            space = load_space(args.space)
+            directory = Path(args.dir) if args.dir else Path("sweeps") / (
+                f"{args.study}-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
+            pr = {"kind": args.pruner, "lower": args.prune_lower, "startup": args.batch,
+                  "warmup": args.prune_warmup}
+            pruner = make_pruner(pr["kind"], pr["lower"], pr["startup"], pr["warmup"])
+            result = run_sweep(cfg, space, directory, n_trials=args.trials,
+                               batch_size=args.batch, seeds=args.seeds, study_name=args.study,
+                               storage=args.storage, pruner=pruner,
+                               stability_weight=args.stability_weight,
+                               sampler_seed=args.sampler_seed, ray_address=args.ray,
+                               pruner_spec=pr)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted; finished trials are in the study storage", file=sys.stderr)
+        print("interrupted; continue with --resume <sweep dir> (finished trials are in the "
+              "study storage)", file=sys.stderr)
         return 130
     for r in result["trials"]:
         print(f"trial {r['number']}: {r['state']} value={r.get('value')} "

@@ -15,11 +15,21 @@ After every evaluation each live trial gets (field report 000 step 10):
 
 Sessions are cached per program and batch size, so later batches with the same structure reuse
 the compiled chunk.
+
+Checkpoints and resume: a batch directory holds ``group.json`` (its trials' numbers and
+parameters, written before training), Orbax checkpoints every ``checkpoint.every`` env steps
+(like any run of the shared loop) and, once trained, ``group_done.json`` (the results the driver
+tells the study). ``run_group`` on a directory with ``group.json`` but no ``group_done.json``
+continues from the newest checkpoint (or starts the batch over when none was written): each
+trial's evaluation history and pruning state are rebuilt from ``trials.jsonl`` up to the restored
+step, the rows after it are dropped and written again, and Optuna ignores the re-reported
+intermediate values of steps it already has (same values: same program, seeds and state).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -32,6 +42,8 @@ from rlstab_jax.config.loader import Config, load_config
 from rlstab_jax.config.split import extract_hparams
 
 _SESSIONS: dict[tuple[str, int], Any] = {}
+GROUP = "group.json"
+GROUP_DONE = "group_done.json"
 
 
 def trial_config(base: dict[str, Any], params: dict[str, Any]) -> Config:
@@ -51,7 +63,7 @@ def _session(cfg: Config, hp: dict[str, Any], seeds: tuple[int, ...],
 
     key = (_static_signature(cfg), len(seeds))
     sess = _SESSIONS.get(key)
-    if sess is None:
+    if sess is None:  # (member seeds are the same for every batch of a sweep: gym envs too)
         sess = build_session(cfg, hparams=hp, seeds=seeds, labels=labels)
         _SESSIONS[key] = sess
         return sess
@@ -88,14 +100,21 @@ def run_group(trials: list[Any], cfgs: list[Config], seeds: tuple[int, ...], dir
     d["train"].update(seeds=n * S, seed=seeds[0])
     d["run"]["dir"] = str(directory)
     d["log"].update(progress=False, plot=False)
-    d["checkpoint"]["enabled"] = False
+    d["checkpoint"].update(enabled=True, best=False)
     cfg = load_config(base=d)
-    history: dict[int, list[float]] = {t.number: [] for t in trials}
-    state = {t.number: {"pruned": False, "value": None, "score": None, "step": 0}
-             for t in trials}
     by_number = {t.number: t for t in trials}
+    resume = _prepare_dir(directory, trials, cfgs, seeds)
+    # history: trial -> {eval step: mean return}; on resume rebuilt from trials.jsonl
+    history, state = _restore(log_path, list(by_number)) if resume is not None else (
+        {n: {} for n in by_number},
+        {n: {"pruned": False, "value": None, "score": None, "step": 0} for n in by_number})
+    first = {"call": True}
 
     def on_chunk(steps: int, rows: list[dict[str, Any]], evaluated: bool) -> bool:
+        if first["call"]:  # drop what the restored checkpoint has not seen (it is redone)
+            first["call"] = False
+            if resume is not None:
+                _drop_rows_from(log_path, set(by_number), steps, history, state)
         if not evaluated:
             return False
         for number, trial in by_number.items():
@@ -105,8 +124,9 @@ def run_group(trials: list[Any], cfgs: list[Config], seeds: tuple[int, ...], dir
             vals = [r["eval/return"] for r in rows if r.get("trial") == number
                     and r.get("eval/return") is not None]
             ret = float(np.mean(vals)) if vals else float("nan")
-            history[number].append(ret if np.isfinite(ret) else -1e9)
-            score = float(stability_score(jnp.asarray(np.array(history[number], np.float32))))
+            history[number][steps] = ret if np.isfinite(ret) else -1e9
+            hist = [history[number][k] for k in sorted(history[number])]
+            score = float(stability_score(jnp.asarray(np.array(hist, np.float32))))
             value = ret + stability_weight * score
             st.update(value=value, score=score, step=steps, ret=ret)
             row = {"trial": number, "step": steps, "eval_return": ret,
@@ -126,7 +146,7 @@ def run_group(trials: list[Any], cfgs: list[Config], seeds: tuple[int, ...], dir
     t0 = time.perf_counter()
     with CompileCounter() as cc:
         sess = _session(cfg, hp, member_seeds, labels)
-        run(cfg, session=sess, progress=False, on_chunk=on_chunk)
+        run(cfg, resume=resume, session=sess, progress=False, on_chunk=on_chunk)
     wall = time.perf_counter() - t0
     out = []
     for number in by_number:
@@ -135,8 +155,60 @@ def run_group(trials: list[Any], cfgs: list[Config], seeds: tuple[int, ...], dir
                     "value": st["value"], "stability_score": st["score"],
                     "eval_return": st.get("ret"), "step": st["step"],
                     "batch_members": n * S, "compiles": cc.count,
-                    "compile_seconds": cc.seconds, "wall_seconds": wall})
+                    "compile_seconds": cc.seconds, "wall_seconds": wall,
+                    "resumed": resume is not None})
+    (directory / GROUP_DONE).write_text(json.dumps(out, indent=1))
     return out
+
+
+def _prepare_dir(directory: Path, trials: list[Any], cfgs: list[Config],
+                 seeds: tuple[int, ...]) -> Path | None:
+    """Write ``group.json``; return ``directory`` when a checkpoint to resume from exists."""
+    meta = {"trials": [t.number for t in trials], "params": [dict(t.params) for t in trials],
+            "seeds": list(seeds)}
+    if (directory / GROUP).is_file():
+        ckpt = directory / "checkpoints"
+        if ckpt.is_dir() and any(p.name.isdigit() for p in ckpt.iterdir()):
+            return directory
+        shutil.rmtree(directory)  # interrupted before its first checkpoint: start over
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / GROUP).write_text(json.dumps(meta, indent=1))
+    return None
+
+
+def _read_rows(log_path: Path) -> list[dict[str, Any]]:
+    if not log_path.is_file():
+        return []
+    return [json.loads(x) for x in log_path.read_text().splitlines() if x.strip()]
+
+
+def _restore(log_path: Path, numbers: list[int]) -> tuple[dict, dict]:
+    """Evaluation history and pruning state of ``numbers`` from ``trials.jsonl``."""
+    history: dict[int, dict[int, float]] = {n: {} for n in numbers}
+    state = {n: {"pruned": False, "value": None, "score": None, "step": 0} for n in numbers}
+    for r in _read_rows(log_path):
+        n = r.get("trial")
+        if n not in history:
+            continue
+        ret = r["eval_return"]
+        history[n][int(r["step"])] = ret if ret is not None and np.isfinite(ret) else -1e9
+        state[n].update(value=r["objective"], score=r["stability_score"], step=int(r["step"]),
+                        ret=ret, pruned=state[n]["pruned"] or bool(r["pruned"]))
+    return history, state
+
+
+def _drop_rows_from(log_path: Path, numbers: set[int], step: int, history: dict,
+                    state: dict) -> None:
+    """Forget evaluations of ``numbers`` at ``step`` or later (the resumed run redoes them)."""
+    rows = _read_rows(log_path)
+    keep = [r for r in rows if not (r.get("trial") in numbers and int(r["step"]) >= step)]
+    if len(keep) != len(rows):
+        log_path.write_text("".join(json.dumps(r) + "\n" for r in keep))
+    fresh, fresh_state = _restore(log_path, list(numbers))
+    history.clear()
+    history.update(fresh)
+    state.clear()
+    state.update(fresh_state)
 
 
 def group_trials(trials: list[Any], base: dict[str, Any], params: list[dict[str, Any]]

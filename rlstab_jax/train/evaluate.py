@@ -70,14 +70,16 @@ def make_jax_evaluate(agent: Any, env: JaxEnv, episodes: int, max_steps: int
 
 
 def evaluate_gym(make_vec: Callable[[int], Any], act_fn: Callable[..., Any], agent_states: Any,
-                 hparams: Any, key: jax.Array, n_seeds: int, episodes: int, seed: int,
+                 hparams: Any, key: jax.Array, n_seeds: int, episodes: int,
+                 seed: int | list[int],
                  max_steps: int = 100_000, init_carry_fn: Callable[[], Any] | None = None
                  ) -> dict[str, np.ndarray]:
     """Host-side evaluation on a fresh vector env of ``n_seeds * episodes`` copies.
 
     ``act_fn(states[S], obs[S, E, ...], key, hparams, deterministic, carry, is_first[S, E])
     -> (actions[S, E, ...], carry)``; ``carry`` starts as ``init_carry()`` (``None`` for
-    feedforward agents). Returns per-seed arrays ``[S]``.
+    feedforward agents). ``seed``: the vector env's reset seed (an int seeds copy ``i`` with
+    ``seed + i``; a list gives one seed per copy). Returns per-seed arrays ``[S]``.
     """
     out: dict[str, np.ndarray] = {}
     for deterministic, name in ((True, "eval/return"), (False, "eval/return_stochastic")):

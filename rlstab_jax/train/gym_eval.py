@@ -10,9 +10,18 @@ from rlstab_jax.envs.gym_env import GymVecEnv
 from rlstab_jax.train.evaluate import _act, evaluate_gym, init_carry
 
 
-def make_gym_evaluate(cfg: Any, agent: Any, n_seeds: int):
-    """``evaluate(states, key, hparams) -> {name: [S]}`` using host-side envs."""
+def make_gym_evaluate(cfg: Any, agent: Any, n_seeds: int,
+                      member_seeds: tuple[int, ...] | None = None):
+    """``evaluate(states, key, hparams) -> {name: [S]}`` using host-side envs.
+
+    Evaluation episode ``e`` of a single run is seeded ``train.seed + 10_000 + e``; with
+    ``member_seeds`` (numeric variants x seeds in one batch) member ``k``'s episodes use its own
+    seed the same way, so its deterministic evaluation equals the single run with
+    ``train.seed=member_seeds[k]``.
+    """
     episodes = cfg.train.eval_episodes
+    reset_seed: int | list[int] = cfg.train.seed + 10_000 if member_seeds is None else [
+        s + 10_000 + e for s in member_seeds for e in range(episodes)]
 
     def make_act(deterministic: bool):
         @jax.jit
@@ -41,7 +50,7 @@ def make_gym_evaluate(cfg: Any, agent: Any, n_seeds: int):
         key = keys[0]
         return evaluate_gym(
             make_vec, act_fn, states.agent, hp, key, n_seeds, episodes,
-            seed=cfg.train.seed + 10_000, init_carry_fn=init_carry_fn,
+            seed=reset_seed, init_carry_fn=init_carry_fn,
         )
 
     return evaluate

@@ -54,7 +54,7 @@ class GymOffPolicyRunner:
     driver: OffPolicyDriver
     venv: GymVecEnv
     n_seeds: int
-    seed: int
+    seed: int | list[int]  # reset seed: int (sub-env i gets seed + i) or one per sub-env
     in_scan: bool = True
 
     def __post_init__(self) -> None:

@@ -26,7 +26,7 @@ class GymOnPolicyRunner:
     driver: OnPolicyDriver
     venv: GymVecEnv
     n_seeds: int
-    seed: int
+    seed: int | list[int]  # reset seed: int (sub-env i gets seed + i) or one per sub-env
 
     def __post_init__(self) -> None:
         self._obs: np.ndarray | None = None

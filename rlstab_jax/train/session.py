@@ -133,9 +133,10 @@ def build_session(
     hp = hparams if hparams is not None else batch_hparams(extract_hparams(cfg.agent), S)
     if seeds is not None and len(seeds) != S:
         raise ConfigError(f"build_session: {len(seeds)} member seeds for train.seeds={S}")
-    if seeds is not None and choice.backend != "jax":
-        raise ConfigError("per-member seeds (numeric variants x seeds) need a pure-JAX env; "
-                          "with env.backend=gymnasium vary one numeric value per run")
+    # gymnasium: sub-env j of member i resets with seed seeds[i] + j, as in a single run with
+    # train.seed=seeds[i] (an int reset seed gives sub-env j of the whole vector env seed + j)
+    env_seed: int | list[int] = cfg.train.seed if seeds is None else [
+        int(s) + j for s in seeds for j in range(n_envs)]
     keys = seed_keys(cfg.train.seed, S) if seeds is None else keys_for(tuple(seeds))
     sharding = _sharding(S)
     runner = None
@@ -180,7 +181,7 @@ def build_session(
         if choice.backend == "gymnasium":
             from rlstab_jax.train.offpolicy_gym import GymOffPolicyRunner
 
-            runner = GymOffPolicyRunner(driver, venv, S, cfg.train.seed,
+            runner = GymOffPolicyRunner(driver, venv, S, env_seed,
                                         in_scan=cfg.env.host_step == "scan")
             chunk = lambda st, hp_: runner.chunk(st, hp_, driver.chunk_iters)  # noqa: E731
         else:
@@ -193,7 +194,7 @@ def build_session(
         if choice.backend == "gymnasium":
             from rlstab_jax.train.onpolicy_gym import GymOnPolicyRunner
 
-            runner = GymOnPolicyRunner(driver, venv, S, cfg.train.seed)
+            runner = GymOnPolicyRunner(driver, venv, S, env_seed)
             chunk = lambda st, hp_: runner.chunk(st, hp_, driver.chunk_iters)  # noqa: E731
         else:
             chunk = jax.jit(driver.chunk, donate_argnums=0)
@@ -203,7 +204,7 @@ def build_session(
     else:
         from rlstab_jax.train.gym_eval import make_gym_evaluate
 
-        evaluate = make_gym_evaluate(cfg, agent, S)
+        evaluate = make_gym_evaluate(cfg, agent, S, seeds)
     return Session(
         cfg,
         spec,

@@ -8,6 +8,7 @@ trials the rule must prune and when.
 
 import json
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -22,7 +23,8 @@ from rlstab_jax.sweep.study import make_pruner  # noqa: E402
 
 TINY = ["agent.actor_hidden=[8]", "agent.critic_hidden=[8]", "agent.batch_size=8",
         "replay.capacity=500", "train.total_steps=300", "train.learning_starts=100",
-        "train.chunk_steps=100", "train.eval_every=100", "train.eval_episodes=1"]
+        "train.chunk_steps=100", "train.eval_every=100", "train.eval_episodes=1",
+        "checkpoint.every=100"]
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +98,51 @@ def test_threshold_rule_prunes_exactly_the_trials_below(sweeps):
     study = optuna.load_study(study_name="sweep", storage=b["storage"])
     assert study.trials[worst].state.name == "PRUNED"
     assert [t.state.name for t in study.trials].count("COMPLETE") == 2
+
+
+def test_interrupted_batch_resumes_from_its_checkpoint(sweeps, monkeypatch):
+    """A batch killed mid-training continues from its checkpoint with the same trials; the
+    evaluations after the restored step are redone, and everything equals the uninterrupted
+    sweep ``a`` (same sampler seed, program and seeds)."""
+    import rlstab_jax.train.loop as loop
+
+    root, cfg, a, rows_a, *_ = sweeps
+    space = load_space(str(root / "space.yaml"))
+    kw = dict(n_trials=3, batch_size=3, pruner=make_pruner("none", None, 0, 0),
+              stability_weight=100.0, sampler_seed=3)
+    real = loop.run
+
+    def killed_at_200(*args, **kwargs):
+        real(*args, **{**kwargs, "stop_after_steps": 200})
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop, "run", killed_at_200)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(cfg, space, root / "c", **kw)
+    monkeypatch.setattr(loop, "run", real)
+    bd = root / "c" / "batches" / "b0-g0"
+    assert (bd / "group.json").is_file() and not (bd / "group_done.json").exists()
+    ckpts = sorted(int(p.name) for p in (bd / "checkpoints").iterdir() if p.name.isdigit())
+    assert ckpts[-1] == 200
+    if len(ckpts) > 1:  # lose the newest: the batch restarts at 100 and redoes the eval at 200
+        shutil.rmtree(bd / "checkpoints" / str(ckpts[-1]))
+    storage = f"sqlite:///{(root / 'c' / 'study.db').resolve()}"
+    study = optuna.load_study(study_name="sweep", storage=storage)
+    assert [t.state.name for t in study.trials] == ["RUNNING"] * 3
+
+    c = run_sweep(cfg, space, root / "c", **kw, resume=True)
+    rows_c = [json.loads(x) for x in (root / "c" / "trials.jsonl").read_text().splitlines()]
+    assert [(r["trial"], r["step"]) for r in rows_c] == [(r["trial"], r["step"]) for r in rows_a]
+    np.testing.assert_allclose([r["objective"] for r in rows_c],
+                               [r["objective"] for r in rows_a], rtol=1e-4)
+    assert len(c["trials"]) == 3 and json.loads((bd / "group_done.json").read_text())[0][
+        "resumed"]
+    study = optuna.load_study(study_name="sweep", storage=storage)
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
+    ref = optuna.load_study(study_name="sweep", storage=a["storage"])
+    np.testing.assert_allclose([t.value for t in study.trials], [t.value for t in ref.trials],
+                               rtol=1e-4)
+    assert [t.params for t in study.trials] == [t.params for t in ref.trials]
 
 
 def test_report001_phase3_space():
