@@ -1,4 +1,4 @@
-"""Grid presets load, validate and compile (field reports 000/001 and 003 on Racer, 002 on CartPole).
+"""Grid presets load, validate and compile (reports 000/001 and 003 on Racer, 002 on CartPole).
 
 Loading and validating every variant (no JAX) runs by default. Compiling (the ``--dry-run``
 path, 1 seed) is ``slow``: the first program of each preset took 98-174 s on this contended
