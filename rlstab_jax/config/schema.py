@@ -122,6 +122,9 @@ class TrainConfig:
       learning_starts: env steps of random actions before the first update.
       chunk_steps: env steps per jitted chunk (metrics are logged once per chunk).
       max_nonfinite: stop the run after this many consecutive non-finite updates.
+      early_stop_return: stop once every seed's deterministic EVAL return is >= this for
+        train.early_stop_patience consecutive evaluations (null = off; never training returns).
+      early_stop_patience: consecutive evaluations at or above train.early_stop_return.
     """
 
     total_steps: int = 20_000
@@ -132,6 +135,8 @@ class TrainConfig:
     learning_starts: int = 1_000
     chunk_steps: int = 1_000
     max_nonfinite: int = 50
+    early_stop_return: float | None = None
+    early_stop_patience: int = 1
 
     def validate(self) -> None:
         _require(self.total_steps >= 1, "train.total_steps", self.total_steps, "must be >= 1")
@@ -149,6 +154,8 @@ class TrainConfig:
         )
         _require(self.chunk_steps >= 1, "train.chunk_steps", self.chunk_steps, "must be >= 1")
         _require(self.max_nonfinite >= 1, "train.max_nonfinite", self.max_nonfinite, "must be >= 1")
+        _require(self.early_stop_patience >= 1, "train.early_stop_patience",
+                 self.early_stop_patience, "must be >= 1")
 
 
 @dataclasses.dataclass(frozen=True)

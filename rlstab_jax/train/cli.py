@@ -120,6 +120,8 @@ def _main(args: argparse.Namespace) -> int:
     if result.stopped:  # "nothing to do" on a resume that already reached train.total_steps
         print(result.stopped)
         return 0
+    if result.early_stopped:
+        print(result.early_stopped)
     ev = result.final_eval
     if "eval/return" in ev:
         import numpy as np

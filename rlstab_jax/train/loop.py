@@ -30,6 +30,7 @@ from rlstab_jax.train.guard import (
     StopSignals,
     nonfinite_state_leaves,
 )
+from rlstab_jax.train.early_stop import early_stop_streak
 from rlstab_jax.train.memory import check_state_fits
 from rlstab_jax.train.metrics import MetricsWriter, read_metrics, truncate_metrics
 from rlstab_jax.train.plots import plot_learning_curve
@@ -54,6 +55,7 @@ class RunResult:
     rows: list[dict[str, Any]]
     final_eval: dict[str, np.ndarray]
     stopped: str = ""
+    early_stopped: str = ""  # train.early_stop_return reached on eval returns (not an error)
 
 
 def default_run_dir(cfg: Config) -> Path:
@@ -175,7 +177,7 @@ def _run_locked(cfg, run_dir, fresh, sess, abstract, stop_after_steps, progress,
     steps, last_eval = start, {}
     best = -np.inf if store is None or store.best_eval_return is None else store.best_eval_return
     saved = store.latest_step() if store is not None else None  # newest good checkpoint
-    stopped = ""
+    stopped, early, streak = "", "", 0
     signals = StopSignals()
     try:
         with signals:
@@ -197,6 +199,11 @@ def _run_locked(cfg, run_dir, fresh, sess, abstract, stop_after_steps, progress,
                     last_eval.update(health.update(last_eval["eval/return"]))
                     for i, row in enumerate(rows):
                         row.update({k: float(v[i]) for k, v in last_eval.items()})
+                    streak = early_stop_streak(streak, last_eval["eval/return"],
+                                               tcfg.early_stop_return)
+                    if tcfg.early_stop_return is not None and streak >= tcfg.early_stop_patience:
+                        early = (f"early stop at step {steps}: every seed's eval return >= "
+                                 f"{tcfg.early_stop_return} for {streak} evaluation(s)")
                 writer.write(rows)
                 bar.update(steps, sps, rows, last_eval)
                 stopped = _nonfinite_reason(state, metrics, steps, tcfg.max_nonfinite)
@@ -204,7 +211,8 @@ def _run_locked(cfg, run_dir, fresh, sess, abstract, stop_after_steps, progress,
                     break
                 if store is not None:
                     meta = {"env_steps": steps}
-                    want = _crossed(prev, steps, cfg.checkpoint.every) or steps >= total
+                    want = (_crossed(prev, steps, cfg.checkpoint.every) or steps >= total
+                            or bool(early))
                     if (want or signals.signum is not None) and saved != steps:
                         if not store.save(steps, state, meta):
                             stopped = f"stopped at step {steps}: {store.last_refusal}"
@@ -222,6 +230,8 @@ def _run_locked(cfg, run_dir, fresh, sess, abstract, stop_after_steps, progress,
                     raise RunInterrupted(signals.signum, f"stopped by {name} at step {steps}: "
                                                          f"{where}")
                 if on_chunk is not None and on_chunk(steps, rows, did_eval):
+                    break
+                if early:
                     break
     except RunInterrupted as e:
         if not e.message.startswith("stopped by"):
@@ -241,7 +251,7 @@ def _run_locked(cfg, run_dir, fresh, sess, abstract, stop_after_steps, progress,
         )
     if stopped:
         raise NonFiniteError(f"{stopped}; {_resume_point(run_dir, saved, store is not None)}")
-    return RunResult(run_dir, state, rows_all, last_eval, stopped)
+    return RunResult(run_dir, state, rows_all, last_eval, stopped, early)
 
 
 def _initial_state(cfg, run_dir, fresh, sess, store, abstract) -> tuple[Any, int]:

@@ -1,4 +1,4 @@
-"""Grid presets load, validate and compile (presets 1 and 2: field reports 000/001 and 003).
+"""Grid presets load, validate and compile (reports 000/001 and 003 on Racer, 002 on CartPole).
 
 Loading and validating every variant (no JAX) runs by default. Compiling (the ``--dry-run``
 path, 1 seed) is ``slow``: the first program of each preset took 98-174 s on this contended
@@ -13,21 +13,25 @@ import pytest
 from rlstab_jax.ablate.dryrun import dry_run
 from rlstab_jax.ablate.spec import list_grid_presets, load_grid, with_seeds
 
-PRESETS = ["sac_racer_000", "tqc_racer_003"]
+PRESETS = ["sac_racer_000", "tqc_racer_003", "dreamer_cartpole_002"]
+# preset -> (env id, max env steps per seed, min seeds): sized for the 2-core CPU
+EXPECT = {"sac_racer_000": ("Racer-v0", 15000, 10), "tqc_racer_003": ("Racer-v0", 15000, 10),
+          "dreamer_cartpole_002": ("CartPole-v1", 15000, 5)}
 
 
-def test_both_presets_are_listed():
+def test_all_presets_are_listed():
     assert set(PRESETS) <= set(list_grid_presets())
 
 
 @pytest.mark.parametrize("name", PRESETS)
 def test_preset_loads_and_validates(name):
     spec = load_grid(name)
-    assert len(spec.seeds) >= 10
+    env_id, max_steps, min_seeds = EXPECT[name]
+    assert len(spec.seeds) >= min_seeds
     for v in spec.variants:
         v.cfg.agent.validate()
-        assert v.cfg.env.id == "Racer-v0"
-        assert v.cfg.train.total_steps <= 15000  # sized for <= 30 min on 2 cores
+        assert v.cfg.env.id == env_id
+        assert v.cfg.train.total_steps <= max_steps
     assert spec.baseline in {v.name for v in spec.variants}
     for a, b in spec.compare:
         assert f"{a} vs {b}" in spec.claims  # every comparison states the report's claim
@@ -50,6 +54,24 @@ def test_preset2_grouping():
             "reward-terms"} <= set(progs)
     demos = next(v for v in spec.variants if v.name == "demos-decay").cfg.replay.demos
     assert demos.endswith("racer_controller_demos.npz")
+
+
+def test_dreamer_preset_is_one_switch_per_variant():
+    """Report 002's four ablations: each variant flips one fix against the preset baseline."""
+    spec = load_grid("dreamer_cartpole_002")
+    base = next(v for v in spec.variants if v.name == spec.baseline).cfg.agent
+    assert {v.cfg.agent_name for v in spec.variants} == {"dreamer"}
+    assert (base.free_bits_mode, base.bootstrap, base.return_norm,
+            base.wm_ac_ratio) == ("straight_through", "next", True, 1)
+    flipped = {"free-bits-max": ("free_bits_mode", "max"),
+               "bootstrap-current": ("bootstrap", "current"),
+               "no-return-norm": ("return_norm", False), "wm-ac-4": ("wm_ac_ratio", 4)}
+    for v in spec.variants:
+        diff = {f.name: getattr(v.cfg.agent, f.name) for f in dataclasses.fields(base)
+                if getattr(v.cfg.agent, f.name) != getattr(base, f.name)}
+        assert diff == (dict([flipped[v.name]]) if v.name in flipped else {}), v.name
+    # all four switches are static: five programs, each trains its 5 seeds as one vmapped batch
+    assert [p.name for p in spec.programs] == ["base"] + list(flipped)
 
 
 @pytest.mark.slow

@@ -173,3 +173,23 @@ def test_carry_vmapped_over_seeds_equals_single_seed_carries():
     _, fresh2, _ = act_step(agent, states[0], obs[0, 0], keys[0], hp, True, junk,
                             jnp.ones(n, bool))
     chex.assert_trees_all_equal(fresh, fresh2)
+
+
+def test_laprop_option_updates_every_module_and_differs_from_adam():
+    # two updates: on the first both take lr * sign(g) (bias-corrected), after that they differ
+    seq = jax.tree.map(lambda a, b: jnp.stack([a, b]),
+                       make_seq(DISCRETE_SPEC, 4, 8, seed=0, ends=((1, 3),)),
+                       make_seq(DISCRETE_SPEC, 4, 8, seed=1))
+    out = {}
+    for kind in ("adam", "laprop"):
+        cfg = tiny_cfg(optimizer=kind)
+        agent, hp, state = build(cfg)
+        new, metrics = jax.jit(agent.update)(state, seq, jax.random.key(1), hp)
+        assert all(np.isfinite(float(v)) for v in metrics.values())
+        for name in ("wm_params", "actor_params", "critic_params"):
+            delta = jax.tree.map(lambda a, b: jnp.abs(a - b).max(), getattr(new, name),
+                                 getattr(state, name))
+            assert max(float(d) for d in jax.tree.leaves(delta)) > 0, (kind, name)
+        out[kind] = new.wm_params
+    diff = jax.tree.map(lambda a, b: jnp.abs(a - b).max(), out["adam"], out["laprop"])
+    assert max(float(d) for d in jax.tree.leaves(diff)) > 1e-5

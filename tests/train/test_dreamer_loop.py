@@ -64,3 +64,30 @@ def test_resume_restores_the_actor_critic_bit_for_bit_and_continues(tmp_path):
                          actor_before)
     assert max(jax.tree.leaves(moved)) > 0  # the resumed actor kept learning
     assert s2.carry.h.shape == (2, 1, 16) and s2.is_first.shape == (2, 1)
+
+
+def test_load_policy_acts_with_a_carry(tmp_path):
+    """``load_policy`` on a recurrent run gives ``policy(obs, key, carry, is_first)``: the
+    latent advances inside an episode and ``is_first`` resets it (any old carry forgotten)."""
+    import jax.numpy as jnp
+
+    from rlstab_jax.train.policy_io import RecurrentPolicy, load_policy
+
+    cfg = load_config("dreamer/cartpole", ["log.progress=false", "log.plot=false", *TINY,
+                                           f"run.dir={tmp_path}", "train.total_steps=128",
+                                           "train.chunk_steps=128", "train.learning_starts=64",
+                                           "train.eval_every=128", "train.eval_episodes=1"])
+    run(cfg)
+    policy = load_policy(tmp_path)
+    assert isinstance(policy, RecurrentPolicy)
+    obs = jax.random.normal(jax.random.key(0), (3, 4))
+    key = jax.random.key(1)
+    first = jnp.ones(3, bool)
+    a0, c0 = policy(obs, key, policy.init_carry(3), first)
+    assert a0.shape == (3,) and c0.h.shape == (3, 16)
+    junk = jax.tree.map(lambda x: x + 3.0, policy.init_carry(3))
+    a0b, c0b = policy(obs, key, junk, first)
+    np.testing.assert_array_equal(np.asarray(a0), np.asarray(a0b))
+    np.testing.assert_array_equal(np.asarray(c0.h), np.asarray(c0b.h))
+    _, c1 = policy(obs, key, c0, jnp.zeros(3, bool))  # same obs, but the latent moved on
+    assert float(jnp.abs(c1.h - c0.h).max()) > 0

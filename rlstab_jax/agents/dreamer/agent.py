@@ -23,6 +23,7 @@ from rlstab_jax.config.errors import ConfigError
 from rlstab_jax.envs.spec import EnvSpec
 from rlstab_jax.stability import normalizer as rn
 from rlstab_jax.stability.gradients import adaptive_grad_clip
+from rlstab_jax.stability.optim import laprop
 from rlstab_jax.stability.returns import lambda_returns
 from rlstab_jax.stability.surprise import SurpriseState, surprise_init, surprise_update
 from rlstab_jax.stability.symlog import symexp_bins, twohot_decode_logits
@@ -56,13 +57,16 @@ class DreamerState:
     ac_steps: jax.Array
 
 
-def _optimizer(learning_rate, agc, eps):
-    # AGC first on raw gradients (DreamerV3's order), then Adam.
-    return optax.chain(adaptive_grad_clip(agc), optax.adam(learning_rate, eps=eps))
+def _optimizer(learning_rate, agc, eps, kind="adam"):
+    # AGC first on raw gradients (DreamerV3's order), then Adam or LaProp.
+    base = laprop(learning_rate, eps=eps) if kind == "laprop" else optax.adam(learning_rate,
+                                                                              eps=eps)
+    return optax.chain(adaptive_grad_clip(agc), base)
 
 
-def _make_opt(lr_key: str):
-    opt = optax.inject_hyperparams(_optimizer)(learning_rate=0.0, agc=0.0, eps=1e-8)
+def _make_opt(lr_key: str, kind: str = "adam"):
+    opt = optax.inject_hyperparams(_optimizer, static_args=("kind",))(
+        learning_rate=0.0, agc=0.0, eps=1e-8, kind=kind)
 
     def init(params, hp):
         state = opt.init(params)
@@ -98,9 +102,9 @@ def make_agent(cfg: DreamerConfig, spec: EnvSpec) -> OffPolicyAgent:
     actor = ActorNet(cfg.hidden, cfg.layers, act_dim, discrete)
     critic = CriticNet(cfg.hidden, cfg.layers, cfg.num_bins)
     bins = symexp_bins(cfg.num_bins, cfg.bins_low, cfg.bins_high)
-    wm_opt, wm_opt_init = _make_opt("wm_lr")
-    actor_opt, actor_opt_init = _make_opt("actor_lr")
-    critic_opt, critic_opt_init = _make_opt("critic_lr")
+    wm_opt, wm_opt_init = _make_opt("wm_lr", cfg.optimizer)
+    actor_opt, actor_opt_init = _make_opt("actor_lr", cfg.optimizer)
+    critic_opt, critic_opt_init = _make_opt("critic_lr", cfg.optimizer)
     feat_dim = cfg.deter + cfg.stoch
     replayed = cfg.batch_size * cfg.seq_len
     updates_per_call = max(1, round(cfg.train_ratio / replayed))

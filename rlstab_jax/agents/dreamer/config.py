@@ -33,12 +33,12 @@ class DreamerConfig:
     """DreamerV3-style agent (``agent:`` section, ``name: dreamer``).
 
     Hyper-parameters (traced, vmappable):
-      wm_lr, actor_lr, critic_lr: Adam learning rates (after AGC).
+      wm_lr, actor_lr, critic_lr: Adam/LaProp learning rates (after AGC).
       gamma, lam: imagination discount and lambda-return lambda (0.997, 0.95).
       entropy_coef: actor entropy bonus (3e-4; report's audit).
       beta_pred, beta_dyn, beta_rep: world-model loss weights (1, 1, 0.1).
       free_bits: KL floor in nats (1.0). unimix: uniform mix of every categorical (0.01).
-      agc: adaptive-gradient-clipping ratio (0.3; <= 0 off). adam_eps: Adam epsilon.
+      agc: adaptive-gradient-clipping ratio (0.3; <= 0 off). adam_eps: Adam/LaProp epsilon.
       slow_critic_tau: EMA rate of the slow critic (0.02).
       slow_critic_reg: weight of the regulariser pulling the critic towards the slow critic (1.0).
       retnorm_decay: EMA decay of the return percentiles (0.99).
@@ -65,6 +65,8 @@ class DreamerConfig:
       return_norm: normalise advantages by the 5/95-percentile EMA range ``max(1, S)`` (off:
         raw advantages).
       slow_critic: keep an EMA slow critic as the critic's regulariser (off: none).
+      optimizer: ``adam`` or ``laprop`` (DreamerV3's: RMS-normalise, then momentum;
+        ``stability.optim.laprop``), after AGC, for world model, actor and critic.
     """
 
     wm_lr: float = hparam(3e-4)
@@ -107,12 +109,15 @@ class DreamerConfig:
     critic_target_stop_gradient: bool = True
     return_norm: bool = True
     slow_critic: bool = True
+    optimizer: Literal["adam", "laprop"] = "adam"
 
     def validate(self) -> None:
         if self.free_bits_mode not in FREE_BITS_MODES:
             raise _err("free_bits_mode", self.free_bits_mode, f"must be one of {FREE_BITS_MODES}")
         if self.bootstrap not in BOOTSTRAP_MODES:
             raise _err("bootstrap", self.bootstrap, f"must be one of {BOOTSTRAP_MODES}")
+        if self.optimizer not in ("adam", "laprop"):
+            raise _err("optimizer", self.optimizer, "must be 'adam' or 'laprop'")
         if self.encoder != "mlp":
             raise _err("encoder", self.encoder, "must be 'mlp' (pixel world model not built yet)")
         for key in ("deter", "stoch_groups", "stoch_classes", "hidden", "layers", "batch_size",
@@ -142,8 +147,9 @@ class DreamerConfig:
             raise _err("min_std", self.min_std, f"must be in (0, agent.max_std={self.max_std}]")
 
     def architecture_keys(self) -> tuple[str, ...]:
+        # optimizer: Adam and LaProp states have different trees (a checkpoint cannot switch)
         return ("deter", "stoch_groups", "stoch_classes", "hidden", "layers", "encoder",
-                "num_bins")
+                "num_bins", "optimizer")
 
     @property
     def stoch(self) -> int:
