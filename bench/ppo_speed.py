@@ -2,9 +2,11 @@
 
 Ours runs rejax's CartPole settings (5 envs x 100 steps, 5 epochs x 5 minibatches, lr 7.5e-4,
 tanh 64x64) through the normal session: the chunk covers the whole run (one compiled call,
-seeds vmapped) and the evaluation runs once at the end, as rejax's ``eval_freq = total``.
-Compile (``lower().compile()``) is timed apart from the run. rejax runs in its own venv
-(``bench/setup_peers.sh``) via ``bench/peers/rejax_ppo_run.py``; 1 and 16 seeds each.
+seeds vmapped) and one evaluation of 128 episodes runs at the end, as rejax's
+``eval_freq = total`` does inside its timed call; both are in ``run_s`` (``train_only_s``
+without the evaluation). Compile (``lower().compile()`` of chunk and evaluation) is timed
+apart. rejax runs in its own venv (``bench/setup_peers.sh``) via
+``bench/peers/rejax_ppo_run.py``; 1 and 16 seeds each.
 
     python bench/ppo_speed.py --steps 500000 --seeds 1 16
     python bench/ppo_speed.py --only ours --scaffold-steps 65536
@@ -27,7 +29,8 @@ from rlstab_jax.train.session import build_session
 HERE = Path(__file__).resolve().parent
 REJAX_PY = HERE / ".venvs" / "rejax" / "bin" / "python"
 REJAX_SETTINGS = ["agent.rollout_len=100", "agent.epochs=5", "agent.minibatches=5",
-                  "agent.lr=0.00075", "env.n_envs=5", "agent.anneal_steps=0"]
+                  "agent.lr=0.00075", "env.n_envs=5", "agent.anneal_steps=0",
+                  "train.eval_episodes=128"]  # rejax's evaluation: 128 episodes at the end
 
 
 def time_ours(preset: str, steps: int, seeds: int, extra: list[str]) -> dict:
@@ -40,14 +43,22 @@ def time_ours(preset: str, steps: int, seeds: int, extra: list[str]) -> dict:
     t0 = time.perf_counter()
     compiled = sess.chunk.lower(state, sess.hparams).compile()
     t_compile = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ev_compiled = sess.evaluate.lower(state, sess.keys, sess.hparams).compile()
+    t_compile += time.perf_counter() - t0
     done = sess.steps_per_chunk
+    # timed: the training chunk and one evaluation (rejax's eval_freq = total steps evaluates
+    # 128 episodes inside its timed train call; ``cfg.train.eval_episodes`` matches that)
     t0 = time.perf_counter()
     state, metrics = compiled(state, sess.hparams)
     jax.block_until_ready(state)
     t_run = time.perf_counter() - t0
-    ev = jax.device_get(sess.evaluate(state, sess.keys, sess.hparams))
+    ev = jax.device_get(ev_compiled(state, sess.keys, sess.hparams))
+    t_total = time.perf_counter() - t0
     return {"name": f"rlstab_jax {preset}", "seeds": seeds, "steps": done,
-            "compile_s": t_compile, "run_s": t_run, "env_steps_per_s": done * seeds / t_run,
+            "eval_episodes": cfg.train.eval_episodes, "compile_s": t_compile,
+            "run_s": t_total, "train_only_s": t_run, "env_steps_per_s": done * seeds / t_total,
+            "train_only_env_steps_per_s": done * seeds / t_run,
             "final_eval_return": float(ev["eval/return"].mean())}
 
 

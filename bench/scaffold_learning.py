@@ -1,14 +1,24 @@
 """Issue 17 learning target on Scaffold-v0: multi-head recurrent PPO vs the heuristic baseline.
 
-For each variant (the full report 004 recipe, per-head entropy coefficients off, causal masks
-off) train ``--seeds`` vmapped seeds of ``ppo/scaffold`` and report the final deterministic
-eval return per seed with a 95% bootstrap CI (rliable's stratified bootstrap of the mean), the
-heuristic and random baselines' mean return with the same CI over ``--baseline-episodes``
-episodes, and whether any head's entropy fell below the report's critical level before that
-head had been causally active in >= 10% of the steps so far (cumulative usage).
+The runs are the cells of the report 004 ablation preset (``ppo_scaffold_004``: the full
+recipe, per-head entropy coefficients off, causal masks off); this script trains one variant's
+cells (so the three variants can run as three processes on one results directory) and adds
+the issue's own checks to the ablation tool's analysis:
 
-    python bench/scaffold_learning.py --steps 1000000 --seeds 5
-    python bench/scaffold_learning.py --variants full --steps 262144
+- the heuristic and random baselines' mean return with a 95% bootstrap CI (rliable's
+  stratified bootstrap of the mean) over ``--baseline-episodes`` episodes;
+- per variant: final deterministic eval return per seed (mean of the grid's ``final_evals``
+  last evaluations), its mean with the same CI, and whether the CI's low end is above the
+  heuristic's high end;
+- whether any head's entropy fell below the report's critical level before that head had been
+  causally active in >= 10% of the steps so far (cumulative usage), per seed.
+
+    python bench/scaffold_learning.py train --out DIR --variant full      # one per variant
+    python bench/scaffold_learning.py analyse DIR                          # + ablation report
+
+``train`` accepts dotted overrides after the variant (``train.total_steps=262144``); the first
+``train`` call on a directory records them (``grid_overrides.json``) and ``analyse`` and
+``python -m rlstab_jax.ablate --resume DIR`` read them back.
 """
 
 from __future__ import annotations
@@ -21,18 +31,17 @@ import jax
 import numpy as np
 from rliable import library as rly
 
+from rlstab_jax.ablate import runner
+from rlstab_jax.ablate.__main__ import _overrides
+from rlstab_jax.ablate.cells import cell_dir, is_done, plan, read_cell_rows, run_cell
+from rlstab_jax.ablate.report import analyse
+from rlstab_jax.ablate.spec import load_grid
 from rlstab_jax.agents.ppo.heads import MIN_USAGE
-from rlstab_jax.config.loader import load_config
 from rlstab_jax.envs.scaffold import make_scaffold
 from rlstab_jax.envs.scaffold.baselines import evaluate_policy, heuristic_policy, random_policy
 from rlstab_jax.envs.scaffold.env import HEADS
-from rlstab_jax.train.loop import run
 
-VARIANTS = {
-    "full": [],
-    "no_per_head_entropy": ["agent.per_head_entropy=false"],
-    "no_causal_masks": ["agent.causal_masks=false"],
-}
+GRID = "ppo_scaffold_004"
 
 
 def mean_ci(x: np.ndarray, reps: int = 2000) -> tuple[float, float, float]:
@@ -42,12 +51,12 @@ def mean_ci(x: np.ndarray, reps: int = 2000) -> tuple[float, float, float]:
     return float(point["m"][0]), float(ci["m"][0, 0]), float(ci["m"][1, 0])
 
 
-def early_collapse(rows: list[dict], seeds: int) -> dict[str, list[int]]:
+def early_collapse(rows: list[dict], seeds: list[int]) -> dict[str, list[int]]:
     """Per head: the seeds whose entropy went critical before cumulative usage >= 10%."""
     out: dict[str, list[int]] = {}
     for h in HEADS:
         bad = []
-        for s in range(seeds):
+        for s in seeds:
             use = [r for r in rows if r["seed"] == s and f"head_usage/{h}" in r]
             cum = np.cumsum([r[f"head_usage/{h}"] for r in use]) / np.arange(1, len(use) + 1)
             if any(r.get(f"entropy/{h}/critical", 0) > 0 and c < MIN_USAGE
@@ -57,38 +66,103 @@ def early_collapse(rows: list[dict], seeds: int) -> dict[str, list[int]]:
     return out
 
 
-def main() -> None:
-    p = argparse.ArgumentParser()
-    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    p.add_argument("--steps", type=int, default=1_000_000)
-    p.add_argument("--seeds", type=int, default=5)
-    p.add_argument("--baseline-episodes", type=int, default=1000)
-    p.add_argument("--out", default="bench/results/scaffold_learning.json")
-    a = p.parse_args()
+def entropy_trace(rows: list[dict], seeds: list[int], head: str) -> dict[str, list]:
+    """Per seed: (step, entropy, usage, valid-action max entropy) of ``head`` at each log row."""
+    out = {}
+    for s in seeds:
+        out[str(s)] = [[r["step"], r.get(f"entropy/{head}"), r.get(f"head_usage/{head}"),
+                        r.get(f"entropy/{head}/valid_max")]
+                       for r in rows if r["seed"] == s and f"entropy/{head}" in r]
+    return out
+
+
+def train(a: argparse.Namespace) -> None:
+    out = Path(a.out)
+    if (out / "grid.yaml").is_file():
+        spec, _ = runner.load_resumed(out)
+    else:
+        overrides = _overrides(a.overrides)
+        spec = load_grid(a.grid, overrides)
+        runner.prepare(spec, out, overrides)
+    for cell in plan(spec):
+        if a.variant not in {v.name for v in cell.program.variants} or is_done(out, cell):
+            continue
+        rec = run_cell(cell, cell_dir(out, cell))
+        print(json.dumps(rec), flush=True)
+
+
+def analyse_dir(a: argparse.Namespace) -> None:
+    out = Path(a.dir)
+    spec, _ = runner.load_resumed(out)
+    cells = plan(spec)
+    missing = [c.name for c in cells if not is_done(out, c)]
+    summary = analyse(spec, cells, out) if not missing else None
     _, params = make_scaffold()
     key = jax.random.PRNGKey(12345)
-    result: dict = {"steps": a.steps, "seeds": a.seeds, "baselines": {}, "variants": {}}
+    result: dict = {"grid": spec.name, "dir": str(out), "unfinished_cells": missing,
+                    "steps": spec.variants[0].cfg.train.total_steps, "seeds": list(spec.seeds),
+                    "final_evals": spec.stats.final_evals, "baselines": {}, "variants": {}}
     for name, pol in (("heuristic", heuristic_policy), ("random", random_policy)):
         ret = np.asarray(jax.jit(lambda k, pol=pol: evaluate_policy(
             pol, params, k, a.baseline_episodes))(key))
         result["baselines"][name] = dict(zip(("mean", "ci_low", "ci_high"), mean_ci(ret)))
-        print(name, result["baselines"][name], flush=True)
-    for v in a.variants:
-        cfg = load_config("ppo/scaffold", [
-            f"train.total_steps={a.steps}", f"agent.anneal_steps={a.steps}",
-            f"train.seeds={a.seeds}", "log.progress=false", "checkpoint.enabled=false",
-            f"run.dir=runs/bench-scaffold-{v}", *VARIANTS[v]])
-        res = run(cfg)
-        final = np.asarray(res.final_eval["eval/return"])
-        m, lo, hi = mean_ci(final)
-        result["variants"][v] = {
-            "final_eval_per_seed": final.tolist(), "mean": m, "ci_low": lo, "ci_high": hi,
-            "beats_heuristic_ci": lo > result["baselines"]["heuristic"]["ci_high"],
-            "entropy_critical_before_10pct_use": early_collapse(res.rows, a.seeds),
-        }
-        print(v, json.dumps(result["variants"][v]), flush=True)
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text(json.dumps(result, indent=1))
+    k = spec.stats.final_evals
+    for cell in cells:
+        d = cell_dir(out, cell)
+        if not (d / "metrics.jsonl").is_file():
+            continue
+        rows = read_cell_rows(d)
+        seeds = list(cell.block)
+        evals = {s: [(r["step"], r["eval/return"]) for r in rows
+                     if r["seed"] == s and "eval/return" in r] for s in seeds}
+        final = np.array([np.mean([v for _, v in evals[s][-k:]]) if evals[s] else np.nan
+                          for s in seeds])
+        v = cell.program.variants[0].name
+        entry = {"done": is_done(out, cell),
+                 "last_eval_step": [evals[s][-1][0] if evals[s] else None for s in seeds],
+                 "final_eval_per_seed": final.tolist(),
+                 "eval_curves": {str(s): evals[s] for s in seeds},
+                 "entropy_critical_before_10pct_use": early_collapse(rows, seeds),
+                 "op_entropy_trace": entropy_trace(rows, seeds, "op")}
+        if np.isfinite(final).all():
+            m, lo, hi = mean_ci(final)
+            entry.update(mean=m, ci_low=lo, ci_high=hi,
+                         beats_heuristic_ci=lo > result["baselines"]["heuristic"]["ci_high"])
+        if summary is not None:
+            entry["iqm"] = summary["aggregates"].get(v, {}).get("iqm")
+        result["variants"][v] = entry
+    if summary is not None:
+        result["comparisons"] = summary["comparisons"]
+    Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.json).write_text(json.dumps(result, indent=1, default=str))
+    for name, b in result["baselines"].items():
+        print(f"{name:22s} mean {b['mean']:.2f} [{b['ci_low']:.2f}, {b['ci_high']:.2f}]")
+    for v, e in result["variants"].items():
+        ci = f"{e['mean']:.2f} [{e['ci_low']:.2f}, {e['ci_high']:.2f}]" if "mean" in e else "-"
+        print(f"{v:22s} mean {ci}  per seed {np.round(e['final_eval_per_seed'], 2).tolist()}"
+              f"  at {e['last_eval_step']}  early entropy collapse: "
+              f"{ {h: s for h, s in e['entropy_critical_before_10pct_use'].items() if s} }")
+    if missing:
+        print(f"unfinished cells: {missing} (no ablation report yet)")
+    else:
+        print(f"ablation report: {out / 'report.md'}")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train", help="train one variant's cells of the grid into --out")
+    t.add_argument("--out", required=True)
+    t.add_argument("--grid", default=GRID)
+    t.add_argument("--variant", required=True)
+    t.add_argument("overrides", nargs="*", help="dotted key=value overrides for the grid")
+    an = sub.add_parser("analyse", help="baselines, CIs, early entropy collapse, ablation report")
+    an.add_argument("dir")
+    an.add_argument("--baseline-episodes", type=int, default=500)
+    an.add_argument("--json", default="bench/results/scaffold_learning.json")
+    a = p.parse_args()
+    train(a) if a.cmd == "train" else analyse_dir(a)
 
 
 if __name__ == "__main__":

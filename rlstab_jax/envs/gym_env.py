@@ -101,7 +101,8 @@ class GymVecEnv:
             if _has_names(self.env)
             else KNOWN_ACTION_NAMES.get(env_id, ())
         )
-        self.spec = spec_from_gymnasium(
+        declared = _declared_spec(self.env)
+        self.spec = declared if declared is not None else spec_from_gymnasium(
             env_id, self.env.single_observation_space, single, max_steps, names
         )
         if self.spec.action_kind == "continuous":
@@ -142,6 +143,20 @@ class GymVecEnv:
 
     def close(self) -> None:
         self.env.close()
+
+
+def _declared_spec(env: Any) -> EnvSpec | None:
+    """The ``rlstab_spec`` EnvSpec an env declares (factored actions, masks in the obs).
+
+    A gymnasium ``MultiDiscrete`` space does not say which entry is the op, which heads an op
+    uses or where the validity masks sit in the observation; an env that has them (Scaffold-v0)
+    sets ``rlstab_spec`` to the same EnvSpec its pure-JAX version reports.
+    """
+    try:
+        spec = env.get_attr("rlstab_spec")[0]
+    except (AttributeError, Exception):  # gymnasium raises various errors for missing attrs
+        return None
+    return spec if isinstance(spec, EnvSpec) else None
 
 
 def _has_names(env: Any) -> bool:

@@ -89,3 +89,22 @@ def test_preset_every_program_compiles(name):
     spec = with_seeds(load_grid(name), 1)
     lines = list(dry_run(spec))
     assert len(lines) == 1 + len(spec.programs)
+
+
+def test_report004_preset_loads_and_switches_one_fix_per_variant():
+    """Field report 004's ablation on Scaffold-v0: per-head entropy and causal masks on/off."""
+    assert "ppo_scaffold_004" in list_grid_presets()
+    spec = load_grid("ppo_scaffold_004")
+    assert len(spec.seeds) >= 5 and spec.baseline == "full"
+    cfgs = {v.name: v.cfg for v in spec.variants}
+    for cfg in cfgs.values():
+        cfg.agent.validate()
+        assert cfg.env.id == "Scaffold-v0" and cfg.agent.network == "lstm"
+    assert cfgs["full"].agent.per_head_entropy and cfgs["full"].agent.causal_masks
+    assert not cfgs["no-per-head-entropy"].agent.per_head_entropy
+    assert cfgs["no-per-head-entropy"].agent.causal_masks
+    assert not cfgs["no-causal-masks"].agent.causal_masks
+    assert cfgs["no-causal-masks"].agent.per_head_entropy
+    assert len(spec.programs) == 3  # both switches are structural
+    for a, b in spec.compare:
+        assert f"{a} vs {b}" in spec.claims

@@ -78,6 +78,30 @@ def test_update_loss_matches_hand_computed_clipped_loss():
     assert float(m["ppo/clip_frac"]) == pytest.approx(np.mean(np.abs(ratio - 1) > 0.2))
 
 
+def test_reward_scale_equals_scaled_rewards():
+    """``agent.reward_scale=c`` trains on ``c * r``: same update as rewards pre-multiplied."""
+    spec = EnvSpec("tiny", (3,), "float32", "discrete", 2)
+    cfg = PPOConfig(hidden=(8,), rollout_len=3, epochs=1, minibatches=1)
+    agent = make_agent(cfg, spec)
+    hp = extract_hparams(cfg)
+    state = agent.init(jax.random.PRNGKey(0), hp)
+    obs = jax.random.normal(jax.random.PRNGKey(1), (3, 2, 3))
+    acts = [agent.act(state, obs[t], jax.random.PRNGKey(t), hp) for t in range(3)]
+    info = jax.tree.map(lambda *x: jnp.stack(x), *[i for _, i in acts])
+    z = jnp.zeros((3, 2), bool)
+    reward = jnp.array([[-16.0, -3.0], [-8.0, 0.0], [-1.0, -12.0]])
+    ro = lambda r: Rollout(obs, jnp.stack([a for a, _ in acts]), r, z, z, obs, info)  # noqa
+    _, m_scaled = agent.update(state, ro(reward), obs[0], jax.random.PRNGKey(3),
+                               dict(hp, reward_scale=jnp.float32(0.1)))
+    _, m_pre = agent.update(state, ro(0.1 * reward), obs[0], jax.random.PRNGKey(3), hp)
+    _, m_raw = agent.update(state, ro(reward), obs[0], jax.random.PRNGKey(3), hp)
+    np.testing.assert_allclose(float(m_scaled["critic/loss"]), float(m_pre["critic/loss"]),
+                               rtol=1e-5)
+    assert float(m_raw["critic/loss"]) > 10 * float(m_scaled["critic/loss"])
+    with pytest.raises(Exception, match="reward_scale"):
+        PPOConfig(reward_scale=0.0).validate()
+
+
 def state_logits(agent, state, obs):
     """Logits of the single head through the agent's own network (a deterministic act)."""
     from rlstab_jax.agents.ppo.heads import HeadLayout

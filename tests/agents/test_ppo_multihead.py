@@ -176,6 +176,10 @@ def test_telemetry_flags_a_collapsed_head_as_critical(setup):
     assert float(m["entropy/tempo/critical"]) == 1.0
     assert float(m["critical/tempo"]) == 1.0 and float(m["critical/heads"]) >= 1.0
     assert float(m["critical/op"]) == 0.0
+    # the entropy a head could reach under its masks: ln(#valid), at most ln(head size)
+    vm = float(m["entropy/op/valid_max"])
+    assert 0.0 < vm <= np.log(6) + 1e-6
+    assert float(m["entropy/tempo/valid_max"]) == pytest.approx(np.log(3), rel=1e-5)
     for key in ("head_usage/blueprint", "ppo/approx_kl", "ppo/clip_frac",
                 "critic/explained_variance", "adv_by_op/WAIT/mean", "lstm/cell_abs_mean",
                 "grad_norm/op", "ratio/blueprint/max", "entropy/blueprint/warn"):

@@ -108,3 +108,17 @@ def test_render_and_gymnasium_env():
     img = np.asarray(render_frame(s, P))
     assert (img[:40, :2] != 15).any()  # slot 0 drawn at step 0
     env.close()
+
+
+def test_gymnasium_driver_sees_the_factored_spec():
+    """The gymnasium vector env reports the pure-JAX env's factored EnvSpec (not bare
+    MultiDiscrete), so ``env.backend=gymnasium`` trains the multi-head PPO."""
+    from rlstab_jax.envs.gym_env import GymVecEnv
+
+    venv = GymVecEnv("Scaffold-v0", 2)
+    assert venv.spec == ENV.env_spec(P, "Scaffold-v0")
+    obs = venv.reset(seed=0)
+    a = np.zeros((2, len(HEADS)), np.int32)  # WAIT
+    obs2, r, term, trunc, _ = venv.step(a)
+    assert obs2.shape == obs.shape == (2,) + venv.spec.obs_shape and np.isfinite(r).all()
+    venv.close()

@@ -158,8 +158,9 @@ def make_agent(cfg: PPOConfig, spec: EnvSpec) -> OnPolicyAgent:
         info = ro.policy_info
         k_boot, k_epochs = jax.random.split(key)
         last_v, final_v = bootstrap_values(state.params, ro, last_obs, k_boot)
-        adv, ret = gae(ro.reward, info["value"], last_v, ro.terminated, hp["gamma"],
-                       hp["gae_lambda"], truncated=ro.truncated, final_values=final_v)
+        adv, ret = gae(ro.reward * hp["reward_scale"], info["value"], last_v, ro.terminated,
+                       hp["gamma"], hp["gae_lambda"], truncated=ro.truncated,
+                       final_values=final_v)
         adv, ret = jax.lax.stop_gradient((adv, ret))
         actions = {"action": info["u"]} if gaussian else layout.from_env_action(ro.action)
         op = actions[op_head] if layout.has_ops else None
@@ -267,6 +268,12 @@ def make_agent(cfg: PPOConfig, spec: EnvSpec) -> OnPolicyAgent:
         metrics["lr"] = hp["lr"] * frac
         metrics["critic/explained_variance"] = explained_variance(info["value"], ret)
         metrics["value/mean"] = jnp.mean(info["value"])
+        if not gaussian:
+            # ln(#valid actions) averaged over the rollout: the entropy a head could have with
+            # its masks (a 6-way op head with 2 valid ops is "critical" at any policy).
+            for h in layout.names:
+                n_valid = jnp.sum(info["masks"][h].astype(jnp.float32), -1)
+                metrics[f"entropy/{h}/valid_max"] = jnp.mean(jnp.log(jnp.maximum(n_valid, 1.0)))
         metrics.update(rollout_telemetry(layout, op, adv, metrics,
                                          info["carry"] if recurrent else None, causal))
         new = PPOState(p[0], p[1], opt_state, state.step + 1)

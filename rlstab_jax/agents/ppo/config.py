@@ -44,6 +44,9 @@ class PPOConfig:
       anneal_steps: env steps per seed over which the learning rate decays linearly to 0
         (0 keeps it constant).
       log_std_init: initial log-std of the Gaussian head (Box actions).
+      reward_scale: rewards are multiplied by this before GAE and the value targets (1.0 =
+        off); keeps the critic's targets O(1) on tasks with large per-step rewards
+        (Pendulum's -16..0 per step: the unscaled preset stalled at -958 after 131k steps).
     """
 
     network: Literal["mlp", "lstm"] = "mlp"
@@ -74,6 +77,7 @@ class PPOConfig:
     max_grad_norm: float = hparam(0.5)
     anneal_steps: float = hparam(0.0)
     log_std_init: float = hparam(0.0)
+    reward_scale: float = hparam(1.0)
 
     def validate(self) -> None:
         if not 0.0 <= self.gamma < 1.0:
@@ -84,6 +88,8 @@ class PPOConfig:
             raise ConfigError(f"agent.lr={self.lr} must be > 0")
         if self.clip_eps <= 0:
             raise ConfigError(f"agent.clip_eps={self.clip_eps} must be > 0")
+        if not self.reward_scale > 0:
+            raise ConfigError(f"agent.reward_scale={self.reward_scale} must be > 0")
         if self.anneal_steps < 0:
             raise ConfigError(f"agent.anneal_steps={self.anneal_steps} must be >= 0")
         for name in ("rollout_len", "epochs", "minibatches", "bptt_len", "feature_dim",

@@ -36,6 +36,8 @@ class ScaffoldGymEnv(gymnasium.Env):
         self.env, self.params = make_scaffold(**overrides)
         self.render_mode = render_mode
         self.action_space = gymnasium.spaces.MultiDiscrete(np.array(head_sizes(self.params)))
+        # the factored spec (heads, op table, masks in the obs) for rlstab_jax's gymnasium driver
+        self.rlstab_spec = self.env.env_spec(self.params, ENV_ID)
         self.observation_space = gymnasium.spaces.Box(
             -np.inf, np.inf, (self.env.obs_dim(self.params),), np.float32)
         self._frame = jax.jit(lambda s: render_frame(s, self.params))
