@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from rlstab_jax.report import figures
+from rlstab_jax.report import agent_figures, figures
 from rlstab_jax.report.runlog import RunLog, load_run
 from rlstab_jax.report.verdict import Verdict, judge
 
@@ -27,7 +27,19 @@ SECTIONS = (
      "explosive gradients accelerating Q drift (report 003 §11A)"),
     ("nonfinite", "Non-finite update skips",
      "NaN/Inf gradients skipped instead of poisoning parameters (report 002, report 003 §11)"),
+    ("kl_free_bits", "KL terms vs the free-bits floor",
+     "KL spikes, and a prior frozen below the floor by the max form of free bits (report 002)"),
+    ("wm_surprise", "World-model surprise",
+     "a loss jumping above its EMA (log ratio > log 1.2) before the actor outruns a stale "
+     "world model (report 002)"),
+    ("head_entropy", "Per-head entropy vs the report's levels",
+     "one head's entropy collapsing, often before the head is used (report 004 §4)"),
+    ("head_ratio", "Per-head probability ratio",
+     "one head's ratio exploding while the joint ratio looks normal (report 004 §5.4)"),
 )
+# Sections only listed as "not logged" for the agent that logs them.
+AGENT_SECTIONS = {"kl_free_bits": "dreamer", "wm_surprise": "dreamer", "head_entropy": "ppo",
+                  "head_ratio": "ppo"}
 
 
 def _figures(log: RunLog) -> dict[str, Any]:
@@ -40,7 +52,16 @@ def _figures(log: RunLog) -> dict[str, Any]:
         "q_per_critic": figures.q_per_critic(log),
         "grad_norms": figures.grad_norms(log),
         "nonfinite": figures.nonfinite(log),
+        "kl_free_bits": agent_figures.kl_free_bits(log, _float_or_none(
+            (log.config.get("agent") or {}).get("free_bits"))),
+        "wm_surprise": agent_figures.wm_surprise(log),
+        "head_entropy": agent_figures.head_entropy(log),
+        "head_ratio": agent_figures.head_ratio(log),
     }
+
+
+def _float_or_none(v: Any) -> float | None:
+    return float(v) if v is not None else None
 
 
 def _last(log: RunLog, key: str) -> dict[int, float]:
@@ -55,7 +76,11 @@ def _telemetry_table(log: RunLog) -> list[str]:
                 if k in log.keys]
              + log.keys_under("q/mean/") + log.keys_under("q/std/")
              + sorted(k for k in log.keys if k.endswith("grad_norm"))
-             + [k for k in ("nonfinite/streak",) if k in log.keys])
+             + [k for k in ("kl/dyn_raw", "kl/rep_raw", "kl/below_free_frac",
+                            "wm/surprise/total_log_ratio",
+                            "wm/surprise/max_component_log_ratio") if k in log.keys]
+             + [f"entropy/{h}" for h in agent_figures._heads(log)]
+             + [k for k in ("critical/heads", "nonfinite/streak") if k in log.keys])
     if not watch:
         return ["This agent logged none of the watched telemetry keys."]
     seeds = log.seeds
@@ -126,7 +151,8 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None,
     for stem, title, why in SECTIONS:
         fig = figs[stem]
         if fig is None:
-            missing.append(title.lower())
+            if AGENT_SECTIONS.get(stem, agent) == agent:
+                missing.append(title.lower())
             continue
         fig.savefig(out / f"{stem}.png", dpi=100)
         lines += ["", f"## {title}", "", f"Watch for: {why}.", "", f"![{title}]({stem}.png)"]

@@ -14,7 +14,8 @@ IDS = [p.stem for p in NOTEBOOKS]
 
 
 def test_the_issue_notebooks_exist():
-    assert {"01_quickstart", "02_racer"} <= set(IDS)
+    assert {"01_quickstart", "02_racer", "03_ablation", "04_world_model",
+            "05_multihead_ppo"} <= set(IDS)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
