@@ -176,20 +176,29 @@ def test_carry_vmapped_over_seeds_equals_single_seed_carries():
 
 
 def test_laprop_option_updates_every_module_and_differs_from_adam():
-    # two updates: on the first both take lr * sign(g) (bias-corrected), after that they differ
+    # The optimiser states differ in kind (LaProp: RMS then EMA of normalised steps; Adam: one
+    # ScaleByAdamState) for all three modules; one jitted LaProp update moves every module.
+    # (The Adam update path is exercised by every other update test; compiling it again here
+    # would double this test's cost.)
+    def kinds(node):  # the names of every optax state (named tuple) in the tree
+        if hasattr(node, "_fields"):
+            return {type(node).__name__}.union(*(kinds(c) for c in node))
+        if isinstance(node, (tuple, list)):
+            return set().union(*(kinds(c) for c in node))
+        return set()
+
+    states = {kind: build(tiny_cfg(optimizer=kind))[2] for kind in ("adam", "laprop")}
+    for name in ("wm_opt", "actor_opt", "critic_opt"):
+        adam, lap = kinds(getattr(states["adam"], name)), kinds(getattr(states["laprop"], name))
+        assert "ScaleByAdamState" in adam and "ScaleByAdamState" not in lap, (name, adam, lap)
+        assert "EmaState" in lap and any(k.startswith("ScaleByRms") for k in lap), (name, lap)
     seq = jax.tree.map(lambda a, b: jnp.stack([a, b]),
                        make_seq(DISCRETE_SPEC, 4, 8, seed=0, ends=((1, 3),)),
                        make_seq(DISCRETE_SPEC, 4, 8, seed=1))
-    out = {}
-    for kind in ("adam", "laprop"):
-        cfg = tiny_cfg(optimizer=kind)
-        agent, hp, state = build(cfg)
-        new, metrics = jax.jit(agent.update)(state, seq, jax.random.key(1), hp)
-        assert all(np.isfinite(float(v)) for v in metrics.values())
-        for name in ("wm_params", "actor_params", "critic_params"):
-            delta = jax.tree.map(lambda a, b: jnp.abs(a - b).max(), getattr(new, name),
-                                 getattr(state, name))
-            assert max(float(d) for d in jax.tree.leaves(delta)) > 0, (kind, name)
-        out[kind] = new.wm_params
-    diff = jax.tree.map(lambda a, b: jnp.abs(a - b).max(), out["adam"], out["laprop"])
-    assert max(float(d) for d in jax.tree.leaves(diff)) > 1e-5
+    agent, hp, state = build(tiny_cfg(optimizer="laprop"))
+    new, metrics = jax.jit(agent.update)(state, seq, jax.random.key(1), hp)
+    assert all(np.isfinite(float(v)) for v in metrics.values())
+    for name in ("wm_params", "actor_params", "critic_params"):
+        delta = jax.tree.map(lambda a, b: jnp.abs(a - b).max(), getattr(new, name),
+                             getattr(state, name))
+        assert max(float(d) for d in jax.tree.leaves(delta)) > 0, name

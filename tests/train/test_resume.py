@@ -21,7 +21,20 @@ ENV = dict(
     os.environ,
     JAX_PLATFORMS="cpu",
     XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+    # JAX's persistent compilation cache, shared by the module's subprocesses (set per module
+    # below): the uninterrupted, the half and the resumed run compile the same programs, so
+    # the second and third load them instead of recompiling. It also checks that a resumed
+    # run is bit-exact when its chunk comes from the cache, as it does for users who enable it.
+    JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+    JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="-1",
 )
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _compile_cache(tmp_path_factory):
+    ENV["JAX_COMPILATION_CACHE_DIR"] = str(tmp_path_factory.mktemp("jax_cache"))
+    yield
+    ENV.pop("JAX_COMPILATION_CACHE_DIR", None)
 
 CASES = {
     "reinforce-probe": [
