@@ -62,13 +62,28 @@ if [ ${#targets[@]} -eq 0 ]; then
   done
 fi
 cd "$work"
+# Fork server (MUT_FORKSERVER=0 to disable): jax/flax/optax/pytest imported once, one forked
+# child per mutant runs pytest on the mutated tree (scripts/mutation_forkserver.py).
+sock="$work/forkserver.sock"
+if [ "${MUT_FORKSERVER:-1}" = 1 ]; then
+  cp "$here/scripts/mutation_forkserver.py" "$work/"
+  rm -f "$sock"
+  PYTHONPATH="$work" JAX_PLATFORMS=cpu "$py" "$work/mutation_forkserver.py" serve "$sock" &
+  server=$!
+  trap 'kill $server 2>/dev/null || true' EXIT
+  for _ in $(seq 600); do [ -S "$sock" ] && break; sleep 0.1; done
+  [ -S "$sock" ] || { echo "fork server did not start" >&2; exit 1; }
+  pytest_cmd="$py -S $work/mutation_forkserver.py run $sock"
+else
+  pytest_cmd="env PYTHONPATH=$work JAX_PLATFORMS=cpu $py -m pytest"
+fi
 for t in "${targets[@]}"; do
   tests=""
   for f in $(tests_for "$t"); do [ -f "$f" ] && tests="$tests $f"; done
   tests="${MUT_TESTS:-$tests}"
   echo "=== $t  <-  $tests"
   PYTHONPATH="$work" JAX_PLATFORMS=cpu "$mutmut" run --paths-to-mutate "$t" --no-progress \
-    --runner "env PYTHONPATH=$work JAX_PLATFORMS=cpu $py -m pytest -x -q -p no:cacheprovider -m 'not slow' $tests" \
+    --runner "$pytest_cmd -x -q -p no:cacheprovider -m 'not slow' $tests" \
     || true   # mutmut exits non-zero when mutants survive
 done
 "$mutmut" results
