@@ -34,6 +34,16 @@ def test_tanh_log_std_hand_values():
     )
 
 
+def test_tanh_log_std_rounding_overshoot_is_clipped_to_the_bound():
+    # float32: -20 + 0.5 * 20.1 * 2 = 0.10000038 > 0.1; the value is clipped to the bound exactly
+    # while the gradient stays tanh's (a sign error in the correction doubles the overshoot).
+    for lo, hi in ((-20.0, 0.1), (-10.0, 0.3)):
+        out = np.asarray(tanh_log_std(jnp.array([50.0, -50.0]), lo, hi))
+        np.testing.assert_array_equal(out, np.float32([hi, lo]))
+        g = jax.grad(lambda r, lo=lo, hi=hi: tanh_log_std(r, lo, hi))(jnp.float32(5.0))
+        assert g > 0.0
+
+
 @settings(max_examples=50, deadline=None)
 @given(raw=st.lists(finite_raw, min_size=1, max_size=8))
 def test_tanh_log_std_always_in_bounds(raw):
