@@ -41,8 +41,9 @@ tests_for() {  # the test files that exercise one source file
     rlstab_jax/agents/sac/losses.py)
       echo "tests/agents/test_sac_targets.py tests/agents/test_sac_agent_switches.py" \
            "tests/agents/test_sac_switches.py" ;;
-    rlstab_jax/agents/sac/agent.py)
-      echo "tests/agents/test_sac_agent_switches.py tests/agents/test_sac_switches.py" \
+    rlstab_jax/agents/sac/agent.py)  # config/spec checks first (no compile), then by cost
+      echo "tests/agents/test_sac_config.py tests/agents/test_sac_schedule.py" \
+           "tests/agents/test_sac_agent_switches.py tests/agents/test_sac_switches.py" \
            "tests/agents/test_sac_targets.py tests/agents/test_sac_update.py" ;;
     rlstab_jax/stability/demos.py)
       echo "tests/stability/test_demos.py tests/train/test_demo_mix.py" ;;

@@ -125,6 +125,19 @@ def test_log_prob_matches_distrax_transformed_tanh():
     assert total.shape == (2,) and per_dim.shape == (2, 3)
 
 
+def test_log_prob_sums_the_last_axis_for_any_leading_axes():
+    # [T, B, D] (and a single [D] action, or 5 leading axes) sum over the action dims only.
+    u, mean, log_std = _moderate_inputs()
+    total, per_dim = squashed_gaussian_log_prob(u, mean, log_std)
+    for shape in ((1, 2, 3), (2, 1, 1, 1, 1, 3)):
+        t, p = squashed_gaussian_log_prob(u.reshape(shape), mean.reshape(shape),
+                                          log_std.reshape(shape))
+        np.testing.assert_allclose(t, total.reshape(shape[:-1]), rtol=1e-6)
+        np.testing.assert_allclose(p, per_dim.reshape(shape), rtol=1e-6)
+    t1, _ = squashed_gaussian_log_prob(u[1], mean[1], log_std[1])
+    np.testing.assert_allclose(t1, total[1], rtol=1e-6)
+
+
 def test_log_prob_hand_value():
     # u=mean=0, log_std=0: log N(0;0,1) = -0.5 log(2 pi); log-det(0) = 0.
     total, per_dim = squashed_gaussian_log_prob(jnp.zeros((1, 2)), jnp.zeros((1, 2)), jnp.zeros((1, 2)))

@@ -235,7 +235,7 @@ def update(nets: SACNetworks, names: tuple[str, ...], state: SACState, batch: Ba
 
 
 def act(nets: SACNetworks, state: SACState, obs: jax.Array, key: jax.Array, hp: HParams,
-        deterministic: bool = False) -> jax.Array:
+        deterministic: bool) -> jax.Array:
     """Actions ``[B, D]`` in ``[-1, 1]``: ``tanh(mean)`` if deterministic, else a sample."""
     mean, log_std = nets.actor_dist(state.actor_params, _shared(nets.cfg, state.critic_params),
                                     obs, hp)
@@ -244,7 +244,7 @@ def act(nets: SACNetworks, state: SACState, obs: jax.Array, key: jax.Array, hp: 
     return policy.squashed_gaussian_sample(key, mean, log_std)[0]
 
 
-def check_spec(cfg: SACConfig, spec: EnvSpec, agent: str = "sac") -> None:
+def check_spec(cfg: SACConfig, spec: EnvSpec, agent: str) -> None:
     """Reject env specs this config cannot handle, with one-line ``ConfigError``s."""
     spec.require_continuous(agent)
     pixels = len(spec.obs_shape) == 3
