@@ -122,7 +122,7 @@ def critic_step(nets: SACNetworks, names: tuple[str, ...], state: SACState, batc
     target, next_logp = losses.compute_target(
         nets, state.actor_params, _shared(cfg, state.critic_params), state.target_critic_params,
         alpha, batch, k_target, hp)
-    (loss, (q, _)), grads = jax.value_and_grad(losses.critic_loss, has_aux=True)(
+    (loss, q), grads = jax.value_and_grad(losses.critic_loss, has_aux=True)(
         state.critic_params, nets, batch, target, k_drop)
     grads, grad_norm = gradients.clip_by_global_norm_with_norm(grads, hp["critic_grad_clip"])
     opt_state = _with_hparams(state.critic_opt_state, hp["critic_lr"], hp)
