@@ -188,9 +188,11 @@ def test_ensemble_min_redq_subset():
     assert seen <= pair_mins and len(seen) > 3  # always a real pair, and pairs vary
     np.testing.assert_array_equal(outs[7], ensemble_min(q, keys[7], 2))  # vmap == single
     np.testing.assert_array_equal(ensemble_min(q, keys[0], 5), ensemble_min(q))
-    with pytest.raises(ConfigError, match="subset_size"):
+    with pytest.raises(ConfigError, match=r"^ensemble_min: subset_size=6 must be in \[1, 5\] "
+                                          r"\(N critics\)$"):
         ensemble_min(q, keys[0], 6)
-    with pytest.raises(ConfigError, match="key"):
+    with pytest.raises(ConfigError, match=r"^ensemble_min: subset_size given but key is None; "
+                                          r"pass a PRNG key$"):
         ensemble_min(q, None, 2)
 
 
@@ -209,7 +211,8 @@ def test_tqc_target_quantiles_golden():
     out = tqc_target_quantiles(quantiles, 1)
     np.testing.assert_array_equal(out, [[1.0, 2.0, 3.0, 4.0], [-3.0, -1.0, 0.0, 7.0]])
     assert tqc_target_quantiles(quantiles, 0).shape == (2, 6)
-    with pytest.raises(ConfigError, match="drop_per_critic"):
+    with pytest.raises(ConfigError, match=r"^tqc_target_quantiles: drop_per_critic=3 must be in "
+                                          r"\[0, 2\] \(M=3 quantiles per critic\)$"):
         tqc_target_quantiles(quantiles, 3)
 
 

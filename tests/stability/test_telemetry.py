@@ -127,7 +127,7 @@ def test_per_dim_metrics():
     assert list(m) == ["alpha/steer", "alpha/gas", "alpha/brake"]
     np.testing.assert_allclose(m["alpha/gas"], 0.2)
     assert list(per_dim_metrics("alpha", a)) == ["alpha/0", "alpha/1", "alpha/2"]
-    with pytest.raises(ValueError, match="names"):
+    with pytest.raises(ValueError, match=r"^per_dim_metrics: 1 names for 3 values \(alpha\)$"):
         per_dim_metrics("alpha", a, ("steer",))
 
 
