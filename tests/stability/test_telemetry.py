@@ -71,6 +71,18 @@ def test_collapse_detector_hand_cases():
     np.testing.assert_array_equal(collapse_detector(x, 0.3, 4), [False, False, False, False, True, True])
 
 
+def test_score_and_detector_defaults_and_eps_floors():
+    # Returns ~0 everywhere are measured against the 1e-6 floor: [0, -1e-7] has drawdown
+    # 0.5 * 1e-7 / 1e-6 = 0.05 and one diff (roughness 0), score 0.95.
+    np.testing.assert_allclose(stability_score(jnp.array([0.0, -1e-7])), 0.95, rtol=1e-5)
+    # Defaults drop_frac 0.3, patience 3 (the hand cases above distinguish 3 from 4 and a
+    # drop of 0.3 from any larger one), and the 1e-8 floor of the scale: best 0, -4.5e-9 is
+    # below 0 - 0.3 * 1e-8 but not below 0 - 0.3 * 2e-8.
+    x = jnp.array([[10.0, 12.0, 8.0, 8.0, 8.0, 12.0], [10.0, 12.0, 8.0, 8.0, 12.0, 8.0],
+                   [0.0, -4.5e-9, -4.5e-9, -4.5e-9, 0.0, 0.0]])
+    np.testing.assert_array_equal(collapse_detector(x), [True, False, True])
+
+
 def _collapse_loop(x, drop, patience, eps=1e-8):
     out = []
     for row in x:
