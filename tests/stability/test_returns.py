@@ -146,3 +146,13 @@ def test_vmap_over_hparams_matches_loop():
                                    rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(lr_b[i], lambda_returns(r, v, (~term).astype(jnp.float32), g, l),
                                    rtol=1e-5, atol=1e-6)
+
+
+def test_gae_keeps_a_low_precision_dtype():
+    # bfloat16 rollouts stay bfloat16 (the done mask is cast to the rewards' dtype).
+    r, v = jnp.ones((3, 2), jnp.bfloat16), jnp.full((3, 2), 2.0, jnp.bfloat16)
+    done = jnp.zeros((3, 2), bool).at[1, 0].set(True)
+    adv, ret = gae(r, v, jnp.full((2,), 2.0, jnp.bfloat16), done, 0.5, 1.0)
+    assert adv.dtype == ret.dtype == jnp.bfloat16
+    ref, _ = gae(r.astype(jnp.float32), v.astype(jnp.float32), jnp.full((2,), 2.0), done, 0.5, 1.0)
+    np.testing.assert_allclose(adv.astype(jnp.float32), ref, atol=1e-2)
