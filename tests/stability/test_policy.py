@@ -167,6 +167,11 @@ def test_sample_is_consistent_with_log_prob_and_bounded():
     ref_total, ref_per_dim = squashed_gaussian_log_prob(u, mean, log_std)
     np.testing.assert_allclose(per_dim, ref_per_dim, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(total, ref_total, rtol=1e-4, atol=1e-4)
+    # [T, B, D] (as in a sequence of batches): the total sums the action dims only.
+    _, total3, per_dim3 = squashed_gaussian_sample(key, mean.reshape(2, 2, 3),
+                                                   log_std.reshape(2, 2, 3))
+    assert total3.shape == (2, 2)
+    np.testing.assert_allclose(total3, per_dim3.sum(-1), rtol=1e-6)
 
 
 def test_sample_is_reparameterised():

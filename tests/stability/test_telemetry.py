@@ -36,6 +36,9 @@ def test_stability_score_hand_values():
     # negative returns: best -10 ... drop to -20: scale 20, drawdown mean([0, 10]) / 20 = .25,
     # one diff -> std 0 -> score .75
     np.testing.assert_allclose(stability_score(jnp.array([-10.0, -20.0])), 0.75, rtol=1e-6)
+    # A fall from +10 to -10 held twice: mean(best - x) / scale = 40 / 3 / 10 > 1 is clipped
+    # to 1, so the score is 0, not negative.
+    assert float(stability_score(jnp.array([10.0, -10.0, -10.0]))) == 0.0
 
 
 @settings(max_examples=50, deadline=None)
