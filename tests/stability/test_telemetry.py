@@ -84,6 +84,9 @@ def test_score_and_detector_defaults_and_eps_floors():
     x = jnp.array([[10.0, 12.0, 8.0, 8.0, 8.0, 12.0], [10.0, 12.0, 8.0, 8.0, 12.0, 8.0],
                    [0.0, -4.5e-9, -4.5e-9, -4.5e-9, 0.0, 0.0]])
     np.testing.assert_array_equal(collapse_detector(x), [True, False, True])
+    # "Down" is strictly below the threshold: 5 = 10 - 0.5 * 10 exactly is not down.
+    at = jnp.array([[10.0, 5.0, 5.0, 5.0], [10.0, 4.9, 4.9, 4.9]])
+    np.testing.assert_array_equal(collapse_detector(at, 0.5, 3), [False, True])
 
 
 def _collapse_loop(x, drop, patience, eps=1e-8):
@@ -115,6 +118,9 @@ def test_explained_variance():
     np.testing.assert_allclose(explained_variance(t - jnp.array([1.0, -1, 1, -1]), t), 0.2, rtol=1e-5)
     np.testing.assert_allclose(explained_variance(-t, t), 1 - 4.0, rtol=1e-5)  # var(2t)/var(t)=4
     assert float(explained_variance(jnp.zeros(3), jnp.ones(3))) == 0.0  # undefined -> 0
+    small = jnp.array([0.0, 0.5, 1.0])  # Var = 1/6 < 1 is still defined
+    np.testing.assert_allclose(explained_variance(small, small), 1.0)
+    np.testing.assert_allclose(explained_variance(jnp.full(3, 0.5), small), 0.0, atol=1e-7)
 
 
 def test_identical_fraction():
