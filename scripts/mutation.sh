@@ -4,12 +4,21 @@
 # exercise it (a full-suite run per mutant is hours on 2 cores). Not part of CI.
 #
 #   pip install -e ".[mutation]"          # mutmut<3
-#   nice -n 10 bash scripts/mutation.sh [FILE ...]   # default: every target below
-#   (cd "${MUT_DIR:-/tmp/rlstab_mutation}" && mutmut results)   # survivors; `mutmut show ID`
+#   MUT_DIR=/tmp/mut_kl nice -n 10 bash scripts/mutation.sh rlstab_jax/stability/kl.py
+#   (cd "$MUT_DIR" && mutmut results)   # survivors; `mutmut show ID` (not while a run is going)
 #
+# Give each FILE its own $MUT_DIR: mutmut 2 keeps ONE baseline time per cache and kills a
+# mutant run after 10x that time, so a fast file's baseline would time out a slow file's tests.
 # The source tree is copied to $MUT_DIR (mutmut 2 rewrites files in place, so the work tree
 # is never touched) and mutmut's cache lives there: re-running the script re-tests only the
-# mutants that survived or were not tested yet. Score = killed / (killed + survived).
+# mutants that survived or were not tested yet (a cached baseline is NOT re-run: run the
+# changed test files once yourself first). Score = killed / (killed + survived).
+#
+# Each mutant runs in a child forked from a server that imported jax/flax/optax/pytest once
+# (scripts/mutation_forkserver.py; MUT_FORKSERVER=0 runs a fresh `python -m pytest` instead),
+# with --hypothesis-seed=0 so property tests draw the same examples for every mutant.
+# Known mutmut 2 limit: a mutant on a line whose text repeats in the file (e.g. three
+# `if cfg.critic_kind == "tqc":`) can end up "skipped" (never applied); check those by hand.
 #
 # After adding tests, re-test the survivors against the NEW tests only (same $MUT_DIR, so only
 # survived/untested mutants run): the old tests are unchanged and already passed on them, so
