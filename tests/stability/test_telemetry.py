@@ -140,6 +140,18 @@ def test_q_stats():
     np.testing.assert_allclose(m["critic/q_mean"], 2.0)
     np.testing.assert_allclose(m["critic/q_ensemble_std"], 0.5)  # std([1,2])=.5, std([3,2])=.5
     assert set(jax.jit(q_stats)(q)) == set(m)
+    # N = 3 critics != B = 2 rows, and TQC quantiles [N, B, M]: per-critic stats over the rest.
+    q3 = jnp.array([[0.0, 2.0], [1.0, 1.0], [5.0, 5.0]])
+    m3 = q_stats(q3, prefix="c")
+    assert set(m3) == {"c/q0_mean", "c/q0_std", "c/q1_mean", "c/q1_std", "c/q2_mean",
+                       "c/q2_std", "c/q_mean", "c/q_ensemble_std"}
+    np.testing.assert_allclose([m3["c/q2_mean"], m3["c/q0_std"]], [5.0, 1.0])
+    np.testing.assert_allclose(m3["c/q_ensemble_std"], np.std(q3, axis=0).mean(), rtol=1e-6)
+    quant = jnp.stack([q3, q3 + 1.0], axis=-1)  # [3, 2, 2]
+    mq = q_stats(quant)
+    np.testing.assert_allclose(mq["critic/q0_mean"], 1.5)
+    np.testing.assert_allclose(mq["critic/q_ensemble_std"], np.std(np.asarray(quant), axis=0).mean(),
+                               rtol=1e-6)
 
 
 def test_per_dim_metrics():
