@@ -305,3 +305,15 @@ def test_quantile_huber_loss_treats_targets_as_a_set():
         np.testing.assert_allclose(quantile_huber_loss(pred, target, reduction=reduction),
                                    quantile_huber_loss(pred, target[:, perm],
                                                        reduction=reduction), rtol=1e-6)
+
+
+def test_targets_keep_the_value_dtype():
+    # bfloat16 critics get bfloat16 targets (rewards and flags are cast to the value dtype).
+    v = jnp.array([10.0, 4.0], jnp.bfloat16)
+    out = td_target(jnp.array([1.0, -1.0]), v, jnp.array([False, True]), 0.5)
+    assert out.dtype == jnp.bfloat16
+    np.testing.assert_allclose(out.astype(jnp.float32), [6.0, -1.0])
+    boot = jnp.full((1, 2), 4.0, jnp.bfloat16)
+    out = nstep_target(jnp.ones((1, 2)), jnp.zeros((1, 2)), jnp.zeros((1, 2)), boot, 0.5)
+    assert out.dtype == jnp.bfloat16
+    np.testing.assert_allclose(out.astype(jnp.float32), [1.0 + 0.5 + 0.25 * 4.0])
