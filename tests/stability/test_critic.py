@@ -159,6 +159,11 @@ def test_nstep_quantile_bootstrap_dims():
     v = jnp.stack([V, 2 * V], axis=-1)[None]  # [1, 3, 2]
     out = nstep_target(R[None], jnp.zeros((1, 3)), jnp.zeros((1, 3)), v, 0.5)
     np.testing.assert_allclose(out, [[8.0, 13.0]])  # 3 + .125*40, 3 + .125*80
+    # B = M = 2 (the reward part must broadcast over atoms, not over rows): rows with rewards
+    # 1 and 3 per step, n = 1, gamma 0.5: [r + .5 * v_0, r + .5 * v_1] per row.
+    boot = jnp.array([[[2.0, 4.0]], [[6.0, 8.0]]])  # [B=2, n=1, M=2]
+    out = nstep_target(jnp.array([[1.0], [3.0]]), jnp.zeros((2, 1)), jnp.zeros((2, 1)), boot, 0.5)
+    np.testing.assert_allclose(out, [[2.0, 3.0], [6.0, 7.0]])
 
 
 # ---------------------------------------------------------------- backup clipping
@@ -171,12 +176,17 @@ def test_clip_backup():
     vm = jax.jit(jax.vmap(clip_backup, in_axes=(None, 0)))(t, ranges)
     np.testing.assert_array_equal(vm[0], t)
     np.testing.assert_allclose(vm[1], [-10.0, -5.0, 0.0, 10.0, 10.0])
+    np.testing.assert_allclose(clip_backup(t, 0.5), [-0.5, -0.5, 0.0, 0.5, 0.5])  # any range > 0
 
 
 # ---------------------------------------------------------------- ensembles
 def test_ensemble_min_clipped_double_q():
     q = jnp.array([[1.0, 5.0, -2.0], [3.0, 4.0, -1.0]])
     np.testing.assert_array_equal(ensemble_min(q), [1.0, 4.0, -2.0])
+    # TQC quantiles [N, B, M] and sequences [N, T, B, M]: the min over the critic axis only.
+    q3 = jnp.stack([q, q - 2.0 * jnp.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])], axis=-1)
+    np.testing.assert_array_equal(ensemble_min(q3), np.min(np.asarray(q3), axis=0))
+    np.testing.assert_array_equal(ensemble_min(q3[:, None]), np.min(np.asarray(q3), axis=0)[None])
 
 
 def test_ensemble_min_redq_subset():
