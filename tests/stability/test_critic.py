@@ -198,6 +198,8 @@ def test_ensemble_min_redq_subset():
     assert seen <= pair_mins and len(seen) > 3  # always a real pair, and pairs vary
     np.testing.assert_array_equal(outs[7], ensemble_min(q, keys[7], 2))  # vmap == single
     np.testing.assert_array_equal(ensemble_min(q, keys[0], 5), ensemble_min(q))
+    single = {tuple(o.tolist()) for o in np.asarray(jax.vmap(lambda k: ensemble_min(q, k, 1))(keys))}
+    assert single <= {tuple(r) for r in np.asarray(q).tolist()} and len(single) > 2  # one critic
     with pytest.raises(ConfigError, match=r"^ensemble_min: subset_size=6 must be in \[1, 5\] "
                                           r"\(N critics\)$"):
         ensemble_min(q, keys[0], 6)
