@@ -269,6 +269,9 @@ def test_quantile_huber_kappa_and_gradient():
     np.testing.assert_allclose(g, -np.array([[0.1, 0.3, 0.5, 0.7, 0.9]]) / 5, rtol=1e-6)
     gt = jax.grad(lambda t: quantile_huber_loss(jnp.zeros((1, 5)), t))(jnp.array([[10.0]]))
     np.testing.assert_array_equal(gt, [[0.0]])
+    with pytest.raises(ConfigError, match=r"^quantile_huber_loss: reduction='sum', expected "
+                                          r"'mean' or 'sum_quantiles'$"):
+        quantile_huber_loss(jnp.zeros((1, 1)), jnp.zeros((1, 1)), reduction="sum")
 
 
 def test_quantile_huber_matches_numpy_and_vmaps_over_critics():
