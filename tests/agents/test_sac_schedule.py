@@ -20,6 +20,7 @@ def test_policy_delay_across_calls_with_fixed_alpha():
         assert int(state.critic_steps) == i + 1
         assert int(state.actor_steps) == (i + 1) // 2  # actor after every 2nd critic update
         np.testing.assert_allclose([m["alpha/steer"], m["alpha/gas"]], 0.05, rtol=1e-6)
+        assert float(m["alpha/loss"]) == 0.0  # fixed alpha: a zero loss is logged, no alpha step
     # Calls without an actor update report zeros for the actor metrics.
     assert actor_losses[0] == 0.0 and actor_losses[2] == 0.0
     assert actor_losses[1] != 0.0 and actor_losses[3] != 0.0
