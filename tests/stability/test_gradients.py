@@ -150,6 +150,9 @@ def test_nonfinite_count_nested_and_missing():
     state = opt.init(jnp.zeros(2))
     _, state = opt.update(jnp.array([jnp.nan, 0.0]), state, jnp.zeros(2))
     assert int(nonfinite_count(state)) == 1
+    # Several guards in one state (e.g. actor and critic optimisers): the counts add up.
+    three = (state, state, state)
+    assert int(nonfinite_count(three)) == 3
     with pytest.raises(ValueError, match=r"^nonfinite_count: opt_state holds no "
                                          r"skip_nonfinite / apply_if_finite state$"):
         nonfinite_count(optax.sgd(0.1).init(jnp.zeros(2)))
