@@ -33,7 +33,9 @@ def categorical_kl(p_logits: jax.Array, q_logits: jax.Array) -> jax.Array:
       ``[...]`` KL in nats, >= 0.
     """
     chex.assert_equal_shape([p_logits, q_logits])
-    chex.assert_rank(p_logits, {*range(2, 8)})
+    if p_logits.ndim < 2:  # any number of leading axes; the last two are groups, classes
+        raise ValueError(f"categorical_kl: logits of shape {p_logits.shape} need at least "
+                         f"[groups, classes] axes")
     chex.assert_type([p_logits, q_logits], float)
     log_p = jax.nn.log_softmax(p_logits, axis=-1)
     log_q = jax.nn.log_softmax(q_logits, axis=-1)

@@ -146,7 +146,6 @@ def squashed_gaussian_log_prob(
       ``(logp_total [...], logp_per_dim [..., D])``.
     """
     chex.assert_equal_shape([u, mean, log_std])
-    chex.assert_rank(u, {1, 2, 3, 4})
     chex.assert_type([u, mean, log_std], float)
     z = (u - mean) * jnp.exp(-log_std)
     logp_per_dim = _normal_log_prob(z, log_std) - squash_log_det(u)

@@ -142,3 +142,15 @@ def test_std_net_first_layer_uses_init_kind(init_kind):
         assert not np.allclose(gram, np.eye(w.shape[0]), atol=1e-2)
     # The std_net output layer starts near zero so log_std starts at log_std_init.
     assert np.abs(np.asarray(state.actor_params["pi"]["std_net_1"]["kernel"])).max() < 0.1
+
+
+def test_update_accepts_an_unbatched_batch_and_a_raw_key():
+    # The training session hands the agent raw uint32 keys (PRNGKey), and a U = 1 batch may come
+    # as [B, ...]: same update as a typed key and a [1, B, ...] batch.
+    agent, hp, state = build(BASE)
+    ref, ref_m = _update(agent)(state, BATCH, jax.random.key(4), hp)
+    flat = jax.tree.map(lambda x: x[0], BATCH)
+    new, m = _update(agent)(state, flat, jax.random.key_data(jax.random.key(4)), hp)
+    for a, b in zip(jax.tree.leaves(new), jax.tree.leaves(ref)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(m["critic/loss"], ref_m["critic/loss"], rtol=1e-5)

@@ -80,9 +80,13 @@ def test_unbounded_box_raises():
 
 
 @pytest.mark.parametrize("kw, spec, pattern", [
-    (dict(), PIX, r"agent\.encoder='mlp' cannot read pixel"),
-    (dict(encoder="cnn"), VEC, r"agent\.encoder='cnn' needs \[H, W, C\] pixels"),
-    (dict(context_len=4), VEC, r"agent\.context_len=4: .*HistoryContext.*env\.history=4"),
+    (dict(), PIX, r"^agent\.encoder='mlp' cannot read pixel observations of shape \(8, 8, 3\) "
+                  r"from env 'p'; use agent\.encoder=cnn$"),
+    (dict(encoder="cnn"), VEC, r"^agent\.encoder='cnn' needs \[H, W, C\] pixels but env 'v' has "
+                               r"observations of shape \(3,\); use agent\.encoder=mlp$"),
+    (dict(context_len=4), VEC, r"^agent\.context_len=4: env 'v' observation size 3 is not "
+                               r"O \+ 4\*\(O \+ 2\) .*HistoryContext\(env, 4\) "
+                               r"\(set env\.history=4\)$"),
 ])
 def test_encoder_spec_mismatch(kw, spec, pattern):
     with pytest.raises(ConfigError, match=pattern):
@@ -93,3 +97,13 @@ def test_agent_fields_follow_config():
     agent = make_agent(DroQConfig(batch_size=64, n_step=3), VEC)
     assert (agent.updates_per_step, agent.batch_size, agent.n_step) == (20, 64, 3)
     assert agent.kind == "off_policy"
+
+
+def test_context_spec_accepted_and_action_names_checked():
+    # O = 3 obs + 2 history steps of (obs 3 + action 2): 13 = 3 + 2 * 5 is a valid context obs.
+    ctx = EnvSpec("c", (13,), "float32", "continuous", 2, (-1.0, -1.0), (1.0, 1.0))
+    make_agent(SACConfig(context_len=2, context_dim=8, context_heads=2), ctx)
+    bad = EnvSpec("n", (3,), "float32", "continuous", 2, (-1.0, -1.0), (1.0, 1.0),
+                  ("steer", "gas", "brake"))
+    with pytest.raises(ConfigError, match=r"^env 'n' names 3 action dims but has 2$"):
+        make_agent(SACConfig(), bad)

@@ -10,6 +10,7 @@ from rlstab_jax.agents.sac import losses
 from rlstab_jax.agents.sac.networks import make_networks
 from rlstab_jax.agents.sac.testing import VEC_SPEC, build, tiny_cfg
 from rlstab_jax.config.split import extract_hparams
+from rlstab_jax.stability import critic as critic_fns
 from rlstab_jax.stability import policy
 
 
@@ -45,6 +46,16 @@ def test_tqc_critic_loss_is_mean_quantile_huber():
     # u = 1 > 0 -> weight tau; Huber(1) = 0.5 -> losses [0.125, 0.375], mean 0.25.
     q = jnp.zeros((1, 1, 2))
     np.testing.assert_allclose(losses.critic_regression_loss(cfg, q, jnp.ones((1, 1))), 0.25)
+
+
+def test_tqc_critic_loss_averages_the_per_critic_quantile_huber_losses():
+    # N = 2 critics, B = 3 rows, M = 2 quantiles, 4 target atoms: the mean over critics of each
+    # critic's own quantile Huber loss against the shared atoms.
+    cfg = tiny_cfg(critic_kind="tqc", n_quantiles=2)
+    q = jax.random.normal(jax.random.key(0), (2, 3, 2))
+    target = jax.random.normal(jax.random.key(1), (3, 4))
+    want = np.mean([critic_fns.quantile_huber_loss(q[n], target) for n in range(2)])
+    np.testing.assert_allclose(losses.critic_regression_loss(cfg, q, target), want, rtol=1e-6)
 
 
 def test_scalar_critic_loss_sums_over_critics():

@@ -103,3 +103,24 @@ def test_bandit_deterministic_action_moves_to_half():
     end = AGENT.act(state, obs, None, hp, deterministic=True)[0]
     assert np.all(np.abs(start - 0.5) > 0.4)
     assert np.all(np.abs(end - 0.5) < 0.15), end
+
+
+def test_nonfinite_obs_skips_and_counts_every_optimiser():
+    # NaN observations poison the critic (2 updates), actor and alpha (1 update each) losses:
+    # nonfinite/skipped sums the skips of all three optimisers, 2 + 1 + 1.
+    bad = make_batch(VEC_SPEC, U, B)
+    bad = bad.replace(obs=bad.obs.at[:, 0, 0].set(jnp.nan))
+    new, m = UPDATE(STATE, bad, jax.random.key(0), HP)
+    assert float(m["nonfinite/skipped"]) == 4.0
+    chex.assert_trees_all_equal((new.actor_params, new.log_alpha),
+                                (STATE.actor_params, STATE.log_alpha))
+
+
+def test_act_samples_by_default_and_deterministic_is_tanh_mean():
+    obs = jax.random.normal(jax.random.key(5), (4, 3))
+    key = jax.random.key(6)
+    sample = AGENT.act(STATE, obs, key, HP)  # default: a stochastic sample
+    greedy = AGENT.act(STATE, obs, key, HP, deterministic=True)
+    assert sample.shape == greedy.shape == (4, 2)
+    assert np.all(np.abs(sample) <= 1.0) and not np.allclose(sample, greedy)
+    np.testing.assert_array_equal(sample, AGENT.act(STATE, obs, key, HP, deterministic=False))

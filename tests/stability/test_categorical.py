@@ -41,8 +41,13 @@ def test_unimix_groups_and_traced_coefficient():
 
 @pytest.mark.parametrize("u", [-0.1, 1.5])
 def test_unimix_rejects_out_of_range(u):
-    with pytest.raises(ConfigError, match="unimix"):
+    with pytest.raises(ConfigError, match=rf"^unimix={u} must lie in \[0, 1\]"):
         unimix_logits(jnp.zeros(3), u)
+
+
+def test_unimix_default_is_dreamers_one_percent():
+    logits = jnp.array([4.0, -3.0, 0.5])
+    np.testing.assert_array_equal(unimix_logits(logits), unimix_logits(logits, 0.01))
 
 
 def test_straight_through_forward_is_exact_hard_sample():

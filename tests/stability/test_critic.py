@@ -159,6 +159,11 @@ def test_nstep_quantile_bootstrap_dims():
     v = jnp.stack([V, 2 * V], axis=-1)[None]  # [1, 3, 2]
     out = nstep_target(R[None], jnp.zeros((1, 3)), jnp.zeros((1, 3)), v, 0.5)
     np.testing.assert_allclose(out, [[8.0, 13.0]])  # 3 + .125*40, 3 + .125*80
+    # B = M = 2 (the reward part must broadcast over atoms, not over rows): rows with rewards
+    # 1 and 3 per step, n = 1, gamma 0.5: [r + .5 * v_0, r + .5 * v_1] per row.
+    boot = jnp.array([[[2.0, 4.0]], [[6.0, 8.0]]])  # [B=2, n=1, M=2]
+    out = nstep_target(jnp.array([[1.0], [3.0]]), jnp.zeros((2, 1)), jnp.zeros((2, 1)), boot, 0.5)
+    np.testing.assert_allclose(out, [[2.0, 3.0], [6.0, 7.0]])
 
 
 # ---------------------------------------------------------------- backup clipping
@@ -171,12 +176,17 @@ def test_clip_backup():
     vm = jax.jit(jax.vmap(clip_backup, in_axes=(None, 0)))(t, ranges)
     np.testing.assert_array_equal(vm[0], t)
     np.testing.assert_allclose(vm[1], [-10.0, -5.0, 0.0, 10.0, 10.0])
+    np.testing.assert_allclose(clip_backup(t, 0.5), [-0.5, -0.5, 0.0, 0.5, 0.5])  # any range > 0
 
 
 # ---------------------------------------------------------------- ensembles
 def test_ensemble_min_clipped_double_q():
     q = jnp.array([[1.0, 5.0, -2.0], [3.0, 4.0, -1.0]])
     np.testing.assert_array_equal(ensemble_min(q), [1.0, 4.0, -2.0])
+    # TQC quantiles [N, B, M] and sequences [N, T, B, M]: the min over the critic axis only.
+    q3 = jnp.stack([q, q - 2.0 * jnp.array([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])], axis=-1)
+    np.testing.assert_array_equal(ensemble_min(q3), np.min(np.asarray(q3), axis=0))
+    np.testing.assert_array_equal(ensemble_min(q3[:, None]), np.min(np.asarray(q3), axis=0)[None])
 
 
 def test_ensemble_min_redq_subset():
@@ -188,9 +198,13 @@ def test_ensemble_min_redq_subset():
     assert seen <= pair_mins and len(seen) > 3  # always a real pair, and pairs vary
     np.testing.assert_array_equal(outs[7], ensemble_min(q, keys[7], 2))  # vmap == single
     np.testing.assert_array_equal(ensemble_min(q, keys[0], 5), ensemble_min(q))
-    with pytest.raises(ConfigError, match="subset_size"):
+    single = {tuple(o.tolist()) for o in np.asarray(jax.vmap(lambda k: ensemble_min(q, k, 1))(keys))}
+    assert single <= {tuple(r) for r in np.asarray(q).tolist()} and len(single) > 2  # one critic
+    with pytest.raises(ConfigError, match=r"^ensemble_min: subset_size=6 must be in \[1, 5\] "
+                                          r"\(N critics\)$"):
         ensemble_min(q, keys[0], 6)
-    with pytest.raises(ConfigError, match="key"):
+    with pytest.raises(ConfigError, match=r"^ensemble_min: subset_size given but key is None; "
+                                          r"pass a PRNG key$"):
         ensemble_min(q, None, 2)
 
 
@@ -209,7 +223,8 @@ def test_tqc_target_quantiles_golden():
     out = tqc_target_quantiles(quantiles, 1)
     np.testing.assert_array_equal(out, [[1.0, 2.0, 3.0, 4.0], [-3.0, -1.0, 0.0, 7.0]])
     assert tqc_target_quantiles(quantiles, 0).shape == (2, 6)
-    with pytest.raises(ConfigError, match="drop_per_critic"):
+    with pytest.raises(ConfigError, match=r"^tqc_target_quantiles: drop_per_critic=3 must be in "
+                                          r"\[0, 2\] \(M=3 quantiles per critic\)$"):
         tqc_target_quantiles(quantiles, 3)
 
 
@@ -254,6 +269,9 @@ def test_quantile_huber_kappa_and_gradient():
     np.testing.assert_allclose(g, -np.array([[0.1, 0.3, 0.5, 0.7, 0.9]]) / 5, rtol=1e-6)
     gt = jax.grad(lambda t: quantile_huber_loss(jnp.zeros((1, 5)), t))(jnp.array([[10.0]]))
     np.testing.assert_array_equal(gt, [[0.0]])
+    with pytest.raises(ConfigError, match=r"^quantile_huber_loss: reduction='sum', expected "
+                                          r"'mean' or 'sum_quantiles'$"):
+        quantile_huber_loss(jnp.zeros((1, 1)), jnp.zeros((1, 1)), reduction="sum")
 
 
 def test_quantile_huber_matches_numpy_and_vmaps_over_critics():
@@ -302,3 +320,15 @@ def test_quantile_huber_loss_treats_targets_as_a_set():
         np.testing.assert_allclose(quantile_huber_loss(pred, target, reduction=reduction),
                                    quantile_huber_loss(pred, target[:, perm],
                                                        reduction=reduction), rtol=1e-6)
+
+
+def test_targets_keep_the_value_dtype():
+    # bfloat16 critics get bfloat16 targets (rewards and flags are cast to the value dtype).
+    v = jnp.array([10.0, 4.0], jnp.bfloat16)
+    out = td_target(jnp.array([1.0, -1.0]), v, jnp.array([False, True]), 0.5)
+    assert out.dtype == jnp.bfloat16
+    np.testing.assert_allclose(out.astype(jnp.float32), [6.0, -1.0])
+    boot = jnp.full((1, 2), 4.0, jnp.bfloat16)
+    out = nstep_target(jnp.ones((1, 2)), jnp.zeros((1, 2)), jnp.zeros((1, 2)), boot, 0.5)
+    assert out.dtype == jnp.bfloat16
+    np.testing.assert_allclose(out.astype(jnp.float32), [1.0 + 0.5 + 0.25 * 4.0])

@@ -6,6 +6,7 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -118,3 +119,8 @@ def test_mix_vmap_matches_loop():
         b, f = mix_demo_batch(keys[i], agent, demo, fracs[i])
         np.testing.assert_array_equal(vb["obs"][i], b["obs"])
         np.testing.assert_allclose(vf[i], f)
+
+
+def test_mix_rejects_a_batch_without_arrays():
+    with pytest.raises(ValueError, match=r"^mix_demo_batch: agent_batch has no array leaves$"):
+        mix_demo_batch(jax.random.key(0), {}, {}, 0.5)

@@ -26,7 +26,9 @@ def test_target_entropy_per_dim():
     np.testing.assert_allclose(target_entropy_per_dim(3, -3.0), [-1.0] * 3)
     np.testing.assert_allclose(target_entropy_per_dim(4, -0.5), [-0.125] * 4)
     assert target_entropy_per_dim(2).dtype == jnp.float32
-    with pytest.raises(ConfigError, match="act_dim"):
+    np.testing.assert_array_equal(target_entropy_per_dim(1), [-1.0])  # one dim is valid
+    with pytest.raises(ConfigError, match=r"^target_entropy_per_dim: act_dim=0 must be an "
+                                          r"int >= 1$"):
         target_entropy_per_dim(0)
 
 
@@ -42,6 +44,8 @@ def test_alpha_loss_per_dim_hand_value_and_gradient():
     np.testing.assert_allclose(g, [3.0, 0.5], rtol=1e-6)
     np.testing.assert_allclose(metrics["alpha/entropy"], 1.5, rtol=1e-6)  # -(-2 + 0.5)
     np.testing.assert_allclose(metrics["alpha/mean"], np.mean(np.exp([0.1, -0.2])), rtol=1e-6)
+    assert set(metrics) == {"alpha/loss", "alpha/mean", "alpha/entropy"}
+    assert metrics["alpha/loss"] == loss
 
 
 def test_alpha_loss_scalar_variant_uses_total():

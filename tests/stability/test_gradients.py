@@ -43,7 +43,9 @@ def test_clip_matches_optax_and_bounds_norm(g, max_norm):
     clipped, norm = clip_by_global_norm_with_norm(grads, max_norm)
     ref, _ = optax.clip_by_global_norm(max_norm).update(grads, optax.EmptyState())
     np.testing.assert_allclose(clipped["g"], ref["g"], rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(norm, np.linalg.norm(np.asarray(g, np.float32)), rtol=1e-5)
+    # XLA on CPU flushes subnormal float32 to 0: squares of |g| < ~1e-19 vanish from the norm.
+    np.testing.assert_allclose(norm, np.linalg.norm(np.asarray(g, np.float32)), rtol=1e-5,
+                               atol=1e-18)
     assert float(optax.tree.norm(clipped)) <= max_norm * (1 + 1e-5) + 1e-6
 
 
@@ -62,7 +64,8 @@ def test_logged_transform_records_norm():
     upd, state = jax.jit(opt.update)(GRADS, state, params)
     np.testing.assert_allclose(logged_grad_norm(state), 5.0)
     np.testing.assert_allclose(upd["a"], [-0.6, 0.0], rtol=1e-6)
-    with pytest.raises(ValueError, match="clip_by_global_norm_logged"):
+    with pytest.raises(ValueError, match=r"^logged_grad_norm: expected exactly 1 "
+                                         r"clip_by_global_norm_logged state, found 0$"):
         logged_grad_norm(optax.sgd(1.0).init(params))
 
 
@@ -94,7 +97,8 @@ def test_agc_tensorwise_differs_from_optax_unitwise():
     np.testing.assert_array_equal(unit["w"], ref["w"])
     np.testing.assert_array_equal(tensor["w"], grads["w"])  # 0.2 <= 0.3 * 10.0
     assert not np.allclose(unit["w"], grads["w"])
-    with pytest.raises(ValueError, match="params"):
+    with pytest.raises(ValueError, match=r"^adaptive_grad_clip needs params: call "
+                                         r"update\(grads, state, params\)$"):
         adaptive_grad_clip(0.3).update(grads, optax.EmptyState())
 
 
@@ -146,7 +150,11 @@ def test_nonfinite_count_nested_and_missing():
     state = opt.init(jnp.zeros(2))
     _, state = opt.update(jnp.array([jnp.nan, 0.0]), state, jnp.zeros(2))
     assert int(nonfinite_count(state)) == 1
-    with pytest.raises(ValueError, match="skip_nonfinite"):
+    # Several guards in one state (e.g. actor and critic optimisers): the counts add up.
+    three = (state, state, state)
+    assert int(nonfinite_count(three)) == 3
+    with pytest.raises(ValueError, match=r"^nonfinite_count: opt_state holds no "
+                                         r"skip_nonfinite / apply_if_finite state$"):
         nonfinite_count(optax.sgd(0.1).init(jnp.zeros(2)))
 
 

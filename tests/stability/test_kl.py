@@ -38,10 +38,21 @@ def _grad_free_bits(raw, mode, free=1.0):
     return jax.vmap(jax.grad(lambda x: free_bits(x**2, free, mode)))(raw)
 
 
+def test_categorical_kl_any_leading_axes_but_needs_groups_and_classes():
+    p = jax.random.normal(jax.random.key(2), (1, 1, 1, 1, 1, 1, 2, 3))  # rank 8
+    np.testing.assert_allclose(categorical_kl(p, p), np.zeros((1,) * 6), atol=1e-7)
+    with pytest.raises(ValueError, match=r"^categorical_kl: logits of shape \(3,\) need at "
+                                         r"least \[groups, classes\] axes$"):
+        categorical_kl(jnp.zeros(3), jnp.zeros(3))
+
+
 def test_free_bits_forward_values():
     raw = jnp.array([0.2, 0.84, 0.999, 1.5, 3.0])
     for mode in ("straight_through", "max"):
         np.testing.assert_array_equal(free_bits(raw, 1.0, mode), np.maximum(1.0, raw))
+    # The default mode is the report's fix (straight-through), not the frozen-prior "max".
+    g = jax.grad(lambda r: jnp.sum(free_bits(r, 1.0)))(raw)
+    np.testing.assert_array_equal(g, np.ones(5))
 
 
 def test_free_bits_max_gradient_is_exactly_zero_below_threshold():
@@ -57,7 +68,8 @@ def test_free_bits_straight_through_gradient_is_exactly_raw_gradient():
 
 
 def test_free_bits_rejects_unknown_mode():
-    with pytest.raises(ConfigError, match="free_bits_mode"):
+    with pytest.raises(ConfigError, match=r"^free_bits_mode='clamp' is not one of "
+                                          r"\('straight_through', 'max'\)$"):
         free_bits(jnp.ones(2), 1.0, "clamp")
 
 
@@ -107,3 +119,15 @@ def test_kl_balance_jit_vmap_matches_loop():
     batched = jax.jit(jax.vmap(lambda a, b: kl_balance(a, b)[0]))(post, prior)
     looped = [kl_balance(post[i], prior[i])[0] for i in range(post.shape[0])]
     np.testing.assert_allclose(batched, looped, rtol=1e-6)
+
+
+def test_kl_balance_defaults_metric_keys_and_strict_below_free():
+    post, prior = _latents()  # raw KL < 1 nat everywhere
+    loss, m = kl_balance(post, prior)  # defaults: beta_dyn 1, beta_rep 0.1, free bits 1 nat
+    np.testing.assert_allclose(loss, 1.1, rtol=1e-6)
+    assert set(m) == {"kl/loss", "kl/dyn_raw", "kl/rep_raw", "kl/dyn", "kl/rep",
+                      "kl/below_free_frac"}
+    assert m["kl/loss"] == loss and m["kl/rep"] == 1.0
+    # "below" is strict: a KL of exactly the threshold (0 = 0 for identical logits) is not below.
+    _, m0 = kl_balance(post, post, free_bits=0.0)
+    assert m0["kl/dyn_raw"] == 0.0 and m0["kl/below_free_frac"] == 0.0

@@ -88,3 +88,11 @@ def test_no_gradient_through_scale():
     state = percentile_ema_update(percentile_ema_init(), jnp.arange(101.0))
     g = jax.grad(lambda a: normalize_advantages(a, state).sum())(jnp.ones(3))
     np.testing.assert_allclose(g, 1.0 / 90.0, rtol=1e-6)
+
+
+def test_default_decay_is_the_reports_0_99():
+    # Report 002 ("Return Normalization Implementation"): decay 0.99 by default. Second batch
+    # percentiles (105, 195): low = 0.99 * 5 + 0.01 * 105 = 6, high = 0.99 * 95 + 0.01 * 195 = 96.
+    state = percentile_ema_update(percentile_ema_init(), jnp.arange(101.0))
+    state = percentile_ema_update(state, jnp.arange(101.0) + 100.0)
+    np.testing.assert_allclose([state.low, state.high], [6.0, 96.0], rtol=1e-5)

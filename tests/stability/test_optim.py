@@ -55,3 +55,19 @@ def test_laprop_injectable_learning_rate_vmaps():
         return u
     out = jax.vmap(run)(jnp.array([0.1, 0.2]))
     np.testing.assert_allclose(np.asarray(out), [[-0.1, -0.1], [-0.2, -0.2]], rtol=1e-4)
+
+
+def test_laprop_defaults_are_b1_0_9_b2_0_999_eps_1e_8():
+    # Gradients of size ~1e-8 make the RMS comparable to eps, so eps = 1e-8 vs 2e-8 changes the
+    # step by ~30%; varying gradients make b2 matter through the debiased RMS.
+    rng = np.random.default_rng(1)
+    p0 = rng.normal(size=(4,)).astype(np.float32)
+    grads = [(rng.normal(size=(4,)) * 1e-8 * s).astype(np.float32) for s in (1.0, 4.0, 0.5)]
+    opt = laprop(0.01)
+    params, state = jnp.asarray(p0), opt.init(jnp.asarray(p0))
+    for g in grads:
+        upd, state = opt.update(jnp.asarray(g), state, params)
+        params = optax.apply_updates(params, upd)
+    want = _numpy_laprop(p0.astype(np.float64), [g.astype(np.float64) for g in grads],
+                         0.01, 0.9, 0.999, 1e-8)
+    np.testing.assert_allclose(np.asarray(params) - p0, want - p0, rtol=1e-3)

@@ -34,6 +34,16 @@ def test_tanh_log_std_hand_values():
     )
 
 
+def test_tanh_log_std_rounding_overshoot_is_clipped_to_the_bound():
+    # float32: -20 + 0.5 * 20.1 * 2 = 0.10000038 > 0.1; the value is clipped to the bound exactly
+    # while the gradient stays tanh's (a sign error in the correction doubles the overshoot).
+    for lo, hi in ((-20.0, 0.1), (-10.0, 0.3)):
+        out = np.asarray(tanh_log_std(jnp.array([50.0, -50.0]), lo, hi))
+        np.testing.assert_array_equal(out, np.float32([hi, lo]))
+        g = jax.grad(lambda r, lo=lo, hi=hi: tanh_log_std(r, lo, hi))(jnp.float32(5.0))
+        assert g > 0.0
+
+
 @settings(max_examples=50, deadline=None)
 @given(raw=st.lists(finite_raw, min_size=1, max_size=8))
 def test_tanh_log_std_always_in_bounds(raw):
@@ -115,6 +125,19 @@ def test_log_prob_matches_distrax_transformed_tanh():
     assert total.shape == (2,) and per_dim.shape == (2, 3)
 
 
+def test_log_prob_sums_the_last_axis_for_any_leading_axes():
+    # [T, B, D] (and a single [D] action, or 5 leading axes) sum over the action dims only.
+    u, mean, log_std = _moderate_inputs()
+    total, per_dim = squashed_gaussian_log_prob(u, mean, log_std)
+    for shape in ((1, 2, 3), (2, 1, 1, 1, 1, 3)):
+        t, p = squashed_gaussian_log_prob(u.reshape(shape), mean.reshape(shape),
+                                          log_std.reshape(shape))
+        np.testing.assert_allclose(t, total.reshape(shape[:-1]), rtol=1e-6)
+        np.testing.assert_allclose(p, per_dim.reshape(shape), rtol=1e-6)
+    t1, _ = squashed_gaussian_log_prob(u[1], mean[1], log_std[1])
+    np.testing.assert_allclose(t1, total[1], rtol=1e-6)
+
+
 def test_log_prob_hand_value():
     # u=mean=0, log_std=0: log N(0;0,1) = -0.5 log(2 pi); log-det(0) = 0.
     total, per_dim = squashed_gaussian_log_prob(jnp.zeros((1, 2)), jnp.zeros((1, 2)), jnp.zeros((1, 2)))
@@ -144,6 +167,11 @@ def test_sample_is_consistent_with_log_prob_and_bounded():
     ref_total, ref_per_dim = squashed_gaussian_log_prob(u, mean, log_std)
     np.testing.assert_allclose(per_dim, ref_per_dim, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(total, ref_total, rtol=1e-4, atol=1e-4)
+    # [T, B, D] (as in a sequence of batches): the total sums the action dims only.
+    _, total3, per_dim3 = squashed_gaussian_sample(key, mean.reshape(2, 2, 3),
+                                                   log_std.reshape(2, 2, 3))
+    assert total3.shape == (2, 2)
+    np.testing.assert_allclose(total3, per_dim3.sum(-1), rtol=1e-6)
 
 
 def test_sample_is_reparameterised():

@@ -72,7 +72,8 @@ def test_lambda_returns_hand_case_and_bug_form():
 
 
 def test_lambda_returns_rejects_bad_mode_and_shapes():
-    with pytest.raises(ConfigError, match="bootstrap"):
+    with pytest.raises(ConfigError, match=r"^lambda_returns bootstrap='previous' is not one of "
+                                          r"\('next', 'current'\)$"):
         lambda_returns(jnp.ones(2), jnp.ones(3), jnp.ones(2), 0.9, 0.9, "previous")
     with pytest.raises(AssertionError):
         lambda_returns(jnp.ones(2), jnp.ones(2), jnp.ones(2), 0.9, 0.9)
@@ -128,7 +129,8 @@ def test_gae_terminated_wins_over_truncated_and_errors():
     both = jnp.ones((1, 1), bool)
     adv, _ = gae(r, v, jnp.zeros(1), both, 0.9, 0.9, truncated=both, final_values=100.0 * v + 5.0)
     np.testing.assert_allclose(adv, 1.0)  # no bootstrap from final_values
-    with pytest.raises(ConfigError, match="truncated"):
+    with pytest.raises(ConfigError, match=r"^gae: final_values given without truncated; "
+                                          r"pass truncated=\.\.\.$"):
         gae(r, v, jnp.zeros(1), both, 0.9, 0.9, final_values=v)
 
 
@@ -144,3 +146,13 @@ def test_vmap_over_hparams_matches_loop():
                                    rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(lr_b[i], lambda_returns(r, v, (~term).astype(jnp.float32), g, l),
                                    rtol=1e-5, atol=1e-6)
+
+
+def test_gae_keeps_a_low_precision_dtype():
+    # bfloat16 rollouts stay bfloat16 (the done mask is cast to the rewards' dtype).
+    r, v = jnp.ones((3, 2), jnp.bfloat16), jnp.full((3, 2), 2.0, jnp.bfloat16)
+    done = jnp.zeros((3, 2), bool).at[1, 0].set(True)
+    adv, ret = gae(r, v, jnp.full((2,), 2.0, jnp.bfloat16), done, 0.5, 1.0)
+    assert adv.dtype == ret.dtype == jnp.bfloat16
+    ref, _ = gae(r.astype(jnp.float32), v.astype(jnp.float32), jnp.full((2,), 2.0), done, 0.5, 1.0)
+    np.testing.assert_allclose(adv.astype(jnp.float32), ref, atol=1e-2)

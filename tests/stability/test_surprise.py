@@ -82,3 +82,24 @@ def test_rejects_mismatched_or_bad_names():
         surprise_init(["a", "a"])
     with pytest.raises(ConfigError, match="shape"):
         surprise_update(surprise_init(["a"]), {"a": jnp.ones(3)})
+
+
+def test_exact_messages_default_beta_and_the_log_floor():
+    # Error messages are exact (no stray text, no hint when a name is only missing).
+    with pytest.raises(ConfigError, match=r"^surprise_init: names=\['a', 'a'\] must be non-empty"
+                                          r" and unique$"):
+        surprise_init(["a", "a"])
+    with pytest.raises(ConfigError, match=r"^surprise_update: loss names \['a'\] != tracked "
+                                          r"\['a', 'b'\]$"):
+        surprise_update(surprise_init(["a", "b"]), {"a": 1.0})
+    with pytest.raises(ConfigError, match=r"^surprise_update: loss 'a' has shape \(3,\), want "
+                                          r"\(\)$"):
+        surprise_update(surprise_init(["a"]), {"a": jnp.ones(3)})
+    # Default beta is the report's train.surprise_ema_beta = 0.99.
+    state, _ = surprise_update(surprise_init(["a"]), {"a": 1.0})
+    state, _ = surprise_update(state, {"a": 2.0})
+    np.testing.assert_allclose(state.ema["a"], 0.99 * 1.0 + 0.01 * 2.0, rtol=1e-6)
+    # A zero loss is floored at 1e-8 inside the log: log(1e-8 / 1).
+    _, m = surprise_update(state, {"a": 0.0})
+    np.testing.assert_allclose(m["surprise/a_log_ratio"], np.log(1e-8) - np.log(1.01),
+                               rtol=1e-5)

@@ -70,9 +70,13 @@ def test_symexp_bins_layout():
     np.testing.assert_array_equal(even, -even[::-1])
 
 
-@pytest.mark.parametrize("kwargs", [dict(num_bins=1), dict(low=3.0, high=3.0), dict(num_bins=2.5)])
-def test_symexp_bins_rejects_bad_arguments(kwargs):
-    with pytest.raises(ConfigError, match="symexp_bins"):
+@pytest.mark.parametrize("kwargs, msg", [
+    (dict(num_bins=1), r"num_bins=1 must be an integer >= 2"),
+    (dict(low=3.0, high=3.0), r"low=3\.0 must be < high=3\.0"),
+    (dict(num_bins=2.5), r"num_bins=2\.5 must be an integer >= 2"),
+])
+def test_symexp_bins_rejects_bad_arguments(kwargs, msg):
+    with pytest.raises(ConfigError, match=rf"^symexp_bins: {msg}$"):
         symexp_bins(**kwargs)
 
 
@@ -123,7 +127,8 @@ def test_decode_averages_in_symlog_space_by_default():
     p = jnp.array([0.5, 0.5])
     np.testing.assert_allclose(twohot_decode(p, bins), np.e - 1.0, rtol=1e-6)
     np.testing.assert_allclose(twohot_decode(p, bins, "linear"), (np.e**2 - 1.0) / 2, rtol=1e-6)
-    with pytest.raises(ConfigError, match="space"):
+    with pytest.raises(ConfigError, match=r"^two-hot space='log' is not one of "
+                                          r"\('symlog', 'linear'\)$"):
         twohot_decode(p, bins, "log")
 
 

@@ -36,6 +36,9 @@ def test_stability_score_hand_values():
     # negative returns: best -10 ... drop to -20: scale 20, drawdown mean([0, 10]) / 20 = .25,
     # one diff -> std 0 -> score .75
     np.testing.assert_allclose(stability_score(jnp.array([-10.0, -20.0])), 0.75, rtol=1e-6)
+    # A fall from +10 to -10 held twice: mean(best - x) / scale = 40 / 3 / 10 > 1 is clipped
+    # to 1, so the score is 0, not negative.
+    assert float(stability_score(jnp.array([10.0, -10.0, -10.0]))) == 0.0
 
 
 @settings(max_examples=50, deadline=None)
@@ -71,6 +74,21 @@ def test_collapse_detector_hand_cases():
     np.testing.assert_array_equal(collapse_detector(x, 0.3, 4), [False, False, False, False, True, True])
 
 
+def test_score_and_detector_defaults_and_eps_floors():
+    # Returns ~0 everywhere are measured against the 1e-6 floor: [0, -1e-7] has drawdown
+    # 0.5 * 1e-7 / 1e-6 = 0.05 and one diff (roughness 0), score 0.95.
+    np.testing.assert_allclose(stability_score(jnp.array([0.0, -1e-7])), 0.95, rtol=1e-5)
+    # Defaults drop_frac 0.3, patience 3 (the hand cases above distinguish 3 from 4 and a
+    # drop of 0.3 from any larger one), and the 1e-8 floor of the scale: best 0, -4.5e-9 is
+    # below 0 - 0.3 * 1e-8 but not below 0 - 0.3 * 2e-8.
+    x = jnp.array([[10.0, 12.0, 8.0, 8.0, 8.0, 12.0], [10.0, 12.0, 8.0, 8.0, 12.0, 8.0],
+                   [0.0, -4.5e-9, -4.5e-9, -4.5e-9, 0.0, 0.0]])
+    np.testing.assert_array_equal(collapse_detector(x), [True, False, True])
+    # "Down" is strictly below the threshold: 5 = 10 - 0.5 * 10 exactly is not down.
+    at = jnp.array([[10.0, 5.0, 5.0, 5.0], [10.0, 4.9, 4.9, 4.9]])
+    np.testing.assert_array_equal(collapse_detector(at, 0.5, 3), [False, True])
+
+
 def _collapse_loop(x, drop, patience, eps=1e-8):
     out = []
     for row in x:
@@ -100,6 +118,9 @@ def test_explained_variance():
     np.testing.assert_allclose(explained_variance(t - jnp.array([1.0, -1, 1, -1]), t), 0.2, rtol=1e-5)
     np.testing.assert_allclose(explained_variance(-t, t), 1 - 4.0, rtol=1e-5)  # var(2t)/var(t)=4
     assert float(explained_variance(jnp.zeros(3), jnp.ones(3))) == 0.0  # undefined -> 0
+    small = jnp.array([0.0, 0.5, 1.0])  # Var = 1/6 < 1 is still defined
+    np.testing.assert_allclose(explained_variance(small, small), 1.0)
+    np.testing.assert_allclose(explained_variance(jnp.full(3, 0.5), small), 0.0, atol=1e-7)
 
 
 def test_identical_fraction():
@@ -119,6 +140,18 @@ def test_q_stats():
     np.testing.assert_allclose(m["critic/q_mean"], 2.0)
     np.testing.assert_allclose(m["critic/q_ensemble_std"], 0.5)  # std([1,2])=.5, std([3,2])=.5
     assert set(jax.jit(q_stats)(q)) == set(m)
+    # N = 3 critics != B = 2 rows, and TQC quantiles [N, B, M]: per-critic stats over the rest.
+    q3 = jnp.array([[0.0, 2.0], [1.0, 1.0], [5.0, 5.0]])
+    m3 = q_stats(q3, prefix="c")
+    assert set(m3) == {"c/q0_mean", "c/q0_std", "c/q1_mean", "c/q1_std", "c/q2_mean",
+                       "c/q2_std", "c/q_mean", "c/q_ensemble_std"}
+    np.testing.assert_allclose([m3["c/q2_mean"], m3["c/q0_std"]], [5.0, 1.0])
+    np.testing.assert_allclose(m3["c/q_ensemble_std"], np.std(q3, axis=0).mean(), rtol=1e-6)
+    quant = jnp.stack([q3, q3 + 1.0], axis=-1)  # [3, 2, 2]
+    mq = q_stats(quant)
+    np.testing.assert_allclose(mq["critic/q0_mean"], 1.5)
+    np.testing.assert_allclose(mq["critic/q_ensemble_std"], np.std(np.asarray(quant), axis=0).mean(),
+                               rtol=1e-6)
 
 
 def test_per_dim_metrics():
@@ -127,7 +160,7 @@ def test_per_dim_metrics():
     assert list(m) == ["alpha/steer", "alpha/gas", "alpha/brake"]
     np.testing.assert_allclose(m["alpha/gas"], 0.2)
     assert list(per_dim_metrics("alpha", a)) == ["alpha/0", "alpha/1", "alpha/2"]
-    with pytest.raises(ValueError, match="names"):
+    with pytest.raises(ValueError, match=r"^per_dim_metrics: 1 names for 3 values \(alpha\)$"):
         per_dim_metrics("alpha", a, ("steer",))
 
 

@@ -122,7 +122,7 @@ def critic_step(nets: SACNetworks, names: tuple[str, ...], state: SACState, batc
     target, next_logp = losses.compute_target(
         nets, state.actor_params, _shared(cfg, state.critic_params), state.target_critic_params,
         alpha, batch, k_target, hp)
-    (loss, (q, _)), grads = jax.value_and_grad(losses.critic_loss, has_aux=True)(
+    (loss, q), grads = jax.value_and_grad(losses.critic_loss, has_aux=True)(
         state.critic_params, nets, batch, target, k_drop)
     grads, grad_norm = gradients.clip_by_global_norm_with_norm(grads, hp["critic_grad_clip"])
     opt_state = _with_hparams(state.critic_opt_state, hp["critic_lr"], hp)
@@ -235,7 +235,7 @@ def update(nets: SACNetworks, names: tuple[str, ...], state: SACState, batch: Ba
 
 
 def act(nets: SACNetworks, state: SACState, obs: jax.Array, key: jax.Array, hp: HParams,
-        deterministic: bool = False) -> jax.Array:
+        deterministic: bool) -> jax.Array:
     """Actions ``[B, D]`` in ``[-1, 1]``: ``tanh(mean)`` if deterministic, else a sample."""
     mean, log_std = nets.actor_dist(state.actor_params, _shared(nets.cfg, state.critic_params),
                                     obs, hp)
@@ -244,7 +244,7 @@ def act(nets: SACNetworks, state: SACState, obs: jax.Array, key: jax.Array, hp: 
     return policy.squashed_gaussian_sample(key, mean, log_std)[0]
 
 
-def check_spec(cfg: SACConfig, spec: EnvSpec, agent: str = "sac") -> None:
+def check_spec(cfg: SACConfig, spec: EnvSpec, agent: str) -> None:
     """Reject env specs this config cannot handle, with one-line ``ConfigError``s."""
     spec.require_continuous(agent)
     pixels = len(spec.obs_shape) == 3

@@ -96,11 +96,11 @@ def compute_target(nets: SACNetworks, actor_params: Any, shared_enc: Any,
 
 
 def critic_loss(critic_params: Any, nets: SACNetworks, batch: Batch, target: jax.Array,
-                dropout_key: jax.Array) -> tuple[jax.Array, tuple[jax.Array, Metrics]]:
-    """Critic loss at ``(obs, action)``; returns ``(loss, (q [N, B(, M)], metrics))``."""
+                dropout_key: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Critic loss at ``(obs, action)``; returns ``(loss, q [N, B(, M)])`` (q for telemetry)."""
     q = nets.q_values(critic_params, batch.obs, batch.action, dropout_key)
     loss = critic_regression_loss(nets.cfg, q, target)
-    return loss, (q, {"critic/loss": loss})
+    return loss, q
 
 
 def actor_loss(actor_params: Any, shared_enc: Any, nets: SACNetworks, critic_params: Any,
