@@ -35,8 +35,19 @@ def plot_curves(curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], pa
     plt.close(fig)
 
 
-def plot_bars(values: dict[str, dict[str, Any]], path: Path, title: str, ylabel: str) -> None:
-    """``values[name] = {"value": v, "ci": [lo, hi]}`` (or ``ci`` None)."""
+def plot_bars(values: dict[str, dict[str, Any]], path: Path, title: str, ylabel: str,
+              ylim: tuple[float, float] | None = None) -> None:
+    """``values[name] = {"value": v, "ci": [lo, hi]}`` (or ``ci`` None); ``ylim`` fixes the axis
+    (a rate: (0, 1), so that all-zero bars read as 0 rather than as an empty plot)."""
+    plt = _plt()
+    fig = bars_figure(values, title, ylabel, ylim)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def bars_figure(values: dict[str, dict[str, Any]], title: str, ylabel: str,
+                ylim: tuple[float, float] | None = None) -> Any:
+    """The figure ``plot_bars`` saves; each bar is labelled with its value."""
     plt = _plt()
     names = list(values)
     v = np.array([values[n]["value"] for n in names], float)
@@ -46,11 +57,13 @@ def plot_bars(values: dict[str, dict[str, Any]], path: Path, title: str, ylabel:
         lo = np.array([values[n]["ci"][0] for n in names])
         hi = np.array([values[n]["ci"][1] for n in names])
         yerr = np.stack([np.maximum(v - lo, 0), np.maximum(hi - v, 0)])
-    ax.bar(range(len(names)), v, yerr=yerr, capsize=4, color="tab:blue", alpha=0.8)
+    bars = ax.bar(range(len(names)), v, yerr=yerr, capsize=4, color="tab:blue", alpha=0.8)
+    ax.bar_label(bars, labels=[f"{x:.3g}" for x in v], fontsize=7, padding=2)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
     ax.set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=8)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    return fig

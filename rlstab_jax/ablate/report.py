@@ -86,7 +86,7 @@ def analyse(spec: GridSpec, cells: list[Cell], out: Path) -> dict[str, Any]:
     if stab:
         plots.plot_bars({k: {"value": v["collapse_rate"], "ci": None} for k, v in stab.items()},
                         pdir / "collapse_rate.png", f"{spec.name}: collapse rate",
-                        "share of seeds collapsed")
+                        "share of seeds collapsed", ylim=(0.0, 1.05))
     (out / "report.md").write_text(render(spec, summary))
     return summary
 

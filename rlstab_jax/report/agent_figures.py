@@ -79,9 +79,15 @@ def wm_surprise(log: RunLog) -> Figure | None:
 
 
 def _heads(log: RunLog) -> list[str]:
-    """Head names with a logged ``entropy/<head>`` (in logged order; not the flag keys)."""
+    """Heads the agent judged against report 004's entropy levels, in logged order.
+
+    Those are the ones with an ``entropy/<head>/warn`` flag next to ``entropy/<head>`` (PPO's
+    categorical heads). SAC's ``entropy/<dim>`` is a per-dimension differential entropy (often
+    negative) with no such levels: it is not a head and gets no section here.
+    """
+    keys = set(log.keys)
     return [k.split("/")[1] for k in log.keys_under("entropy/")
-            if k.count("/") == 1 and k != "entropy/bonus"]
+            if k.count("/") == 1 and f"{k}/warn" in keys]
 
 
 def head_entropy(log: RunLog) -> Figure | None:

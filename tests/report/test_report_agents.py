@@ -46,3 +46,11 @@ def test_ppo_run_gets_per_head_entropy_and_ratio_sections(tmp_path):
     assert "| `entropy/op` |" in text and "| `critical/heads` | 1 | 1 |" in text
     assert "entropy/bonus`" not in text
     assert "kl terms" not in text.lower().split("## not logged by this agent")[-1]
+
+
+def test_sac_entropy_per_dim_is_not_a_per_head_section(tmp_path):
+    """SAC logs ``entropy/<dim>`` (differential, negative here) but no report-004 head flags."""
+    run = _run(tmp_path / "sac", "sac", lambda i: {"entropy/a0": -0.5 - i, "alpha/a0": 0.1})
+    text = write_report(run).read_text()
+    assert "Per-head entropy" not in text and not (run / "head_entropy.png").exists()
+    assert "`entropy/a0`" not in text and "| `alpha/a0` | 0.1 | 0.1 |" in text
