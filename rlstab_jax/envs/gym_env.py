@@ -154,7 +154,7 @@ def _declared_spec(env: Any) -> EnvSpec | None:
     """
     try:
         spec = env.get_attr("rlstab_spec")[0]
-    except (AttributeError, Exception):  # gymnasium raises various errors for missing attrs
+    except Exception:  # gymnasium raises various error types for a missing attribute
         return None
     return spec if isinstance(spec, EnvSpec) else None
 
@@ -162,5 +162,5 @@ def _declared_spec(env: Any) -> EnvSpec | None:
 def _has_names(env: Any) -> bool:
     try:
         return bool(env.get_attr("action_names"))
-    except (AttributeError, Exception):  # gymnasium raises various errors for missing attrs
+    except Exception:  # gymnasium raises various error types for a missing attribute
         return False

@@ -58,21 +58,19 @@ def resolve_conv_impl(impl: str) -> str:
 
 def same_pads(size: int, k: int, s: int) -> tuple[int, int, int]:
     """``(lo, hi, out)`` of TensorFlow/XLA ``SAME`` padding along one axis."""
-    out = -(-size // s)
-    total = max((out - 1) * s + k - size, 0)
-    return total // 2, total - total // 2, out
+    return _axis_pads(size, k, s, "SAME")
+
+
+def _axis_pads(size: int, k: int, s: int, padding: str) -> tuple[int, int, int]:
+    if padding not in ("SAME", "VALID"):
+        raise ValueError(f"padding={padding!r} must be 'SAME' or 'VALID'")
+    (lo, hi), = jax.lax.padtype_to_pads((size,), (k,), (s,), padding)  # XLA's own rule
+    return lo, hi, (size + lo + hi - k) // s + 1
 
 
 def _pads(x_shape, k: int, s: int, padding: str):
     _, h, w, _ = x_shape
-    if padding == "SAME":
-        (lh, hh, oh), (lw, hw, ow) = same_pads(h, k, s), same_pads(w, k, s)
-    elif padding == "VALID":
-        lh = hh = lw = hw = 0
-        oh, ow = (h - k) // s + 1, (w - k) // s + 1
-    else:
-        raise ValueError(f"padding={padding!r} must be 'SAME' or 'VALID'")
-    return (lh, hh, oh), (lw, hw, ow)
+    return _axis_pads(h, k, s, padding), _axis_pads(w, k, s, padding)
 
 
 def _patches(x: jax.Array, k: int, s: int, padding: str) -> jax.Array:

@@ -201,7 +201,7 @@ def _run_locked(cfg, run_dir, fresh, sess, abstract, stop_after_steps, progress,
                         row.update({k: float(v[i]) for k, v in last_eval.items()})
                     streak = early_stop_streak(streak, last_eval["eval/return"],
                                                tcfg.early_stop_return)
-                    if tcfg.early_stop_return is not None and streak >= tcfg.early_stop_patience:
+                    if streak >= tcfg.early_stop_patience:  # streak stays 0 when off
                         early = (f"early stop at step {steps}: every seed's eval return >= "
                                  f"{tcfg.early_stop_return} for {streak} evaluation(s)")
                 writer.write(rows)

@@ -231,7 +231,7 @@ class GymOffPolicyRunner:
             first = jax.device_put(np.ones(first.shape, bool), first.sharding) if \
                 first.committed else jnp.ones(first.shape, bool)
             states = states.replace(obs=obs, is_first=first)
-            if d_compact(self.driver):
+            if _stores_no_next_obs(self.driver):
                 states = self._cut(states)
             self._fresh = False
         try:
@@ -248,7 +248,7 @@ class GymOffPolicyRunner:
         fresh = self._obs is None
         if fresh:  # fresh episodes at start and after a resume
             self._obs = self.venv.reset(seed=self.seed).reshape(shape + d.env.spec.obs_shape)
-            if d_compact(d):
+            if _stores_no_next_obs(d):
                 states = self._cut(states)
         if S == 1:
             states, hparams = self._squeeze(states), self._squeeze_hp(hparams)
@@ -304,6 +304,6 @@ class GymOffPolicyRunner:
         self._fresh = True
 
 
-def d_compact(driver: OffPolicyDriver) -> bool:
+def _stores_no_next_obs(driver: OffPolicyDriver) -> bool:
     """True if the driver's replay rebuilds next_obs (then fresh episodes need a ``cut``)."""
     return bool(getattr(driver.replay, "compact", False))

@@ -42,6 +42,8 @@ def run_dir(tmp_path_factory):
     ("agent.log_std_param=clamp", "agent.log_std_param"),
     # optimiser-state layout
     ("agent.detach_actor_features=false", "agent.detach_actor_features"),
+    # replay storage layout: compact rows hold no next_obs (issue 14)
+    ("replay.layout=compact", "replay.layout"),
     # the data: another reward function / dynamics produced the stored transitions
     ("env.kwargs.constant_penalty=0.2", "env.kwargs"),
 ])
