@@ -107,3 +107,10 @@ def test_context_spec_accepted_and_action_names_checked():
                   ("steer", "gas", "brake"))
     with pytest.raises(ConfigError, match=r"^env 'n' names 3 action dims but has 2$"):
         make_agent(SACConfig(), bad)
+
+
+def test_cnn_encoder_accepts_pixels():
+    # The accepting side of the encoder/spec check (make_agent builds, nothing traced).
+    agent = make_agent(SACConfig(encoder="cnn", cnn_channels=(4,), cnn_kernels=(3,),
+                                 cnn_strides=(2,)), PIX)
+    assert agent.kind == "off_policy"

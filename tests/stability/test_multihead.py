@@ -256,3 +256,127 @@ def test_table_builder_rejects_unknown_names():
         make_op_head_table(OPS, HEADS, {"WAIT": ["slots"]})
     with pytest.raises(ConfigError, match="op_to_heads shape"):
         causal_head_masks(jnp.zeros(3, jnp.int32), TABLE, HEADS[:-1])
+
+
+def test_error_messages_name_the_call_and_the_mismatch():
+    # Exact one-line messages (mutation testing: each names its caller and the odd head).
+    a = {"op": jnp.zeros(2), "slot": jnp.zeros(2)}
+    b = {"op": jnp.zeros(2), "slott": jnp.zeros(2)}
+    diff = (r"head names differ: \['op', 'slot'\] vs \['op', 'slott'\] "
+            r"\(mismatch \['slot', 'slott'\]\) \(did you mean 'slott'\?\)$")
+    with pytest.raises(ConfigError, match=r"^joint_log_ratio\(new_logp, old_logp\): " + diff):
+        joint_log_ratio(a, b, a)
+    with pytest.raises(ConfigError, match=r"^joint_log_ratio\(new_logp, head_masks\): " + diff):
+        joint_log_ratio(a, a, b)
+    with pytest.raises(ConfigError, match=r"^noop_inactive_actions\(actions, masks\): " + diff):
+        noop_inactive_actions(a, b)
+    with pytest.raises(ConfigError, match=r"^per_head_ratio_stats\(new_logp, old_logp\): " + diff):
+        per_head_ratio_stats(a, b, a)
+    with pytest.raises(ConfigError, match=r"^per_head_ratio_stats\(new_logp, masks\): " + diff):
+        per_head_ratio_stats(a, a, b)
+    with pytest.raises(ConfigError, match=r"^per_head_entropy_bonus\(entropies, head_masks\): "
+                                          + diff):
+        per_head_entropy_bonus(a, {}, "active_only", b)
+    # No close match: only the mismatch list.
+    with pytest.raises(ConfigError, match=r"^joint_log_ratio\(new_logp, old_logp\): head names "
+                                          r"differ: \['op'\] vs \['op', 'zzz'\] "
+                                          r"\(mismatch \['zzz'\]\)$"):
+        joint_log_ratio({"op": jnp.zeros(2)}, {"op": jnp.zeros(2), "zzz": jnp.zeros(2)},
+                        {"op": jnp.zeros(2)})
+    with pytest.raises(ConfigError, match=r"^heads_by_op: unknown op 'GERMINAT' "
+                                          r"\(did you mean 'GERMINATE'\?\)$"):
+        make_op_head_table(OPS, HEADS, {"GERMINAT": ["op"]})
+    with pytest.raises(ConfigError, match=r"^heads_by_op\['WAIT'\]: unknown head 'slots' "
+                                          r"\(did you mean 'slot'\?\)$"):
+        make_op_head_table(OPS, HEADS, {"WAIT": ["slots"]})
+    with pytest.raises(ConfigError, match=r"^op_to_heads shape \(6, 8\) != \[n_ops, 7\] for "
+                                          r"heads \['op', 'slot', 'blueprint', 'style', 'tempo', "
+                                          r"'alpha_target', 'alpha_speed'\]$"):
+        causal_head_masks(jnp.zeros(3, jnp.int32), TABLE, HEADS[:-1])
+    with pytest.raises(ConfigError, match=r"^op_to_heads shape \(8,\) != \[n_ops, 8\]"):
+        causal_head_masks(jnp.zeros(3, jnp.int32), TABLE[0], HEADS)
+    with pytest.raises(ConfigError, match=r"^entropy mode='active' is not one of "
+                                          r"\('all', 'active_only'\)$"):
+        per_head_entropy_bonus(a, {}, "active")
+    with pytest.raises(ConfigError, match=r"^entropy coef for unknown head 'slott' "
+                                          r"\(did you mean 'slot'\?\)$"):
+        per_head_entropy_bonus(a, {"slott": 1.0})
+    with pytest.raises(ConfigError, match=r"^per_head_entropy_bonus\(mode='active_only'\) "
+                                          r"needs head_masks$"):
+        per_head_entropy_bonus(a, {}, "active_only")
+
+
+def test_log_prob_and_entropy_use_the_last_axis_for_any_rank():
+    # [T, B, A] logits (a rollout): the softmax, the gather and the entropy sum run over A.
+    logits = jax.random.normal(jax.random.key(9), (4, 3, 5))
+    mask = jax.random.bernoulli(jax.random.key(10), 0.6, (4, 3, 5)).at[..., 2].set(True)
+    action = jax.random.randint(jax.random.key(11), (4, 3), 0, 5)
+    lg = np.where(np.asarray(mask), np.asarray(logits, np.float64), -1e9)
+    logp = lg - np.log(np.exp(lg - lg.max(-1, keepdims=True)).sum(-1, keepdims=True)) \
+        - lg.max(-1, keepdims=True)
+    want = np.take_along_axis(logp, np.asarray(action)[..., None], -1)[..., 0]
+    np.testing.assert_allclose(masked_categorical_log_prob(logits, action, mask), want,
+                               rtol=1e-5, atol=1e-5)
+    p = np.exp(logp)
+    np.testing.assert_allclose(masked_categorical_entropy(logits, mask),
+                               -(p * np.where(p > 0, logp, 0.0)).sum(-1), rtol=1e-5, atol=1e-6)
+    # An invalid action scores MASK_LOGIT (-1e9) minus the valid log-normaliser: finite, ~-1e9.
+    lp = masked_categorical_log_prob(jnp.zeros((1, 3)), jnp.array([2]),
+                                     jnp.array([[True, True, False]]))
+    assert np.isfinite(lp).all() and lp[0] == np.float32(-1e9 - np.log(2.0))
+
+
+def test_clipped_surrogate_metric_keys_and_values():
+    lr = jnp.log(jnp.array([0.5, 1.0, 1.5, 1.1]))
+    adv = jnp.array([1.0, -1.0, 2.0, 0.5])
+    loss, m = clipped_surrogate(lr, adv, 0.2)
+    assert set(m) == {"ppo/policy_loss", "ppo/clip_frac", "ppo/approx_kl", "ppo/ratio_mean",
+                      "ppo/ratio_max", "ppo/ratio_min"}
+    assert m["ppo/policy_loss"] == loss
+    # min(r A, clip(r) A): 0.5*1 ; -1 ; min(3, 2.4) = 2.4 ; 0.55
+    np.testing.assert_allclose(loss, -(0.5 - 1.0 + 2.4 + 0.55) / 4, rtol=1e-6)
+    np.testing.assert_allclose([m["ppo/ratio_max"], m["ppo/ratio_min"], m["ppo/ratio_mean"]],
+                               [1.5, 0.5, 1.025], rtol=1e-6)
+    np.testing.assert_allclose(m["ppo/clip_frac"], 0.5)
+    # |r - 1| > eps is strict: r == 1 exactly with eps == 0 is not clipped.
+    assert clipped_surrogate(jnp.zeros(3), jnp.ones(3), 0.0)[1]["ppo/clip_frac"] == 0.0
+
+
+def test_ratio_stats_use_active_rows_only_and_report_defaults():
+    log = lambda *r: jnp.log(jnp.array(r, jnp.float32)) - 0.75  # noqa: E731
+    new = {"a": log(2.0, 0.5, 100.0), "b": log(4.0, 0.01, 0.01), "c": log(3.5, 1.0, 1.0)}
+    old = {h: jnp.full(3, -0.75) for h in new}  # ratio = exp(new - old)
+    masks = {"a": jnp.array([True, True, False]),   # the inactive 100 must not count
+             "b": jnp.array([True, False, False]),  # exactly one active row
+             "c": jnp.array([True, True, True])}
+    s = per_head_ratio_stats(new, old, masks)       # default thresholds: warn 3, critical 10
+    names = ("max", "min", "mean", "active_frac", "warn", "critical")
+    assert set(s) == {f"ratio/{h}/{n}" for h in ("a", "b", "c", "joint") for n in names}
+    got = {k: float(v) for k, v in s.items()}
+    want = {"ratio/a/max": 2.0, "ratio/a/min": 0.5, "ratio/a/mean": 1.25,
+            "ratio/a/active_frac": 2 / 3, "ratio/a/warn": 0.0, "ratio/a/critical": 0.0,
+            "ratio/b/max": 4.0, "ratio/b/min": 4.0, "ratio/b/mean": 4.0,
+            "ratio/b/active_frac": 1 / 3, "ratio/b/warn": 1.0, "ratio/b/critical": 0.0,
+            "ratio/c/max": 3.5, "ratio/c/min": 1.0, "ratio/c/mean": 11.0 / 6.0,
+            "ratio/c/warn": 1.0, "ratio/c/critical": 0.0}
+    for k, v in want.items():
+        np.testing.assert_allclose(got[k], v, rtol=1e-5, err_msg=k)
+    # Joint over all rows: row 0 = 2 * 4 * 3.5 = 28 (critical), row 1 = 0.5, row 2 = 1.
+    np.testing.assert_allclose([got["ratio/joint/max"], got["ratio/joint/min"]], [28.0, 0.5],
+                               rtol=1e-5)
+    assert got["ratio/joint/critical"] == 1.0 and got["ratio/joint/active_frac"] == 1.0
+    # Thresholds are strict: a ratio of exactly 1 with warn = critical = 1 raises neither.
+    flat = per_head_ratio_stats({"a": jnp.zeros(2)}, {"a": jnp.zeros(2)},
+                                {"a": jnp.ones(2, bool)}, warn=1.0, critical=1.0)
+    assert flat["ratio/a/warn"] == 0.0 and flat["ratio/a/critical"] == 0.0
+    # A head never active reports the neutral ratio 1 for max, min and mean.
+    idle = per_head_ratio_stats({"a": jnp.log(jnp.array([5.0, 0.2]))}, {"a": jnp.zeros(2)},
+                                {"a": jnp.zeros(2, bool)})
+    assert [float(idle[f"ratio/a/{n}"]) for n in ("max", "min", "mean")] == [1.0, 1.0, 1.0]
+
+
+def test_entropy_bonus_metrics_keys():
+    ent = {"op": jnp.array([1.0, 3.0]), "slot": jnp.array([0.5, 0.5])}
+    bonus, m = per_head_entropy_bonus(ent, {"slot": 2.0})
+    assert set(m) == {"entropy/op", "entropy/slot", "entropy/bonus"}
+    assert m["entropy/bonus"] == bonus == 3.0

@@ -70,6 +70,30 @@ def test_symexp_bins_layout():
     np.testing.assert_array_equal(even, -even[::-1])
 
 
+def test_symexp_bins_are_exactly_antisymmetric_where_linspace_is_not():
+    # np.linspace(-7.5, 7.5, 23) is not exactly antisymmetric in float64 (rounding of
+    # start + i * step): the bins must be symmetrised so symmetric distributions decode to 0.
+    grid = np.linspace(-7.5, 7.5, 23)
+    assert not np.array_equal(grid, -grid[::-1])
+    bins = symexp_bins(23, -7.5, 7.5)
+    np.testing.assert_array_equal(bins, -bins[::-1])
+    assert bins[11] == 0.0
+
+
+@pytest.mark.parametrize("space", SPACES)
+@pytest.mark.parametrize("num_bins", [2, 3, 5])
+def test_decode_matches_plain_expectation_for_any_bin_count(space, num_bins):
+    # Asymmetric range: the middle bin of an odd count is not 0 and must be counted once.
+    bins = symexp_bins(num_bins, -1.0, 3.0)
+    assert bins.shape == (num_bins,)
+    p = jnp.asarray(np.random.default_rng(num_bins).dirichlet(np.ones(num_bins), size=3),
+                    jnp.float32)
+    coords = np.asarray(symlog(bins) if space == "symlog" else bins, np.float64)
+    mean = np.asarray(p, np.float64) @ coords
+    want = np.sign(mean) * np.expm1(np.abs(mean)) if space == "symlog" else mean
+    np.testing.assert_allclose(twohot_decode(p, bins, space), want, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("kwargs, msg", [
     (dict(num_bins=1), r"num_bins=1 must be an integer >= 2"),
     (dict(low=3.0, high=3.0), r"low=3\.0 must be < high=3\.0"),
