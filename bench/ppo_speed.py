@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import time
 from pathlib import Path
@@ -33,7 +34,7 @@ REJAX_SETTINGS = ["agent.rollout_len=100", "agent.epochs=5", "agent.minibatches=
                   "train.eval_episodes=128"]  # rejax's evaluation: 128 episodes at the end
 
 
-def time_ours(preset: str, steps: int, seeds: int, extra: list[str]) -> dict:
+def time_ours(preset: str, steps: int, seeds: int, extra: list[str], repeats: int = 1) -> dict:
     cfg = load_config(preset, [f"train.total_steps={steps}", f"train.chunk_steps={steps}",
                                f"train.seeds={seeds}", "log.progress=false",
                                "checkpoint.enabled=false", *extra])
@@ -49,25 +50,31 @@ def time_ours(preset: str, steps: int, seeds: int, extra: list[str]) -> dict:
     done = sess.steps_per_chunk
     # timed: the training chunk and one evaluation (rejax's eval_freq = total steps evaluates
     # 128 episodes inside its timed train call; ``cfg.train.eval_episodes`` matches that)
-    t0 = time.perf_counter()
-    state, metrics = compiled(state, sess.hparams)
-    jax.block_until_ready(state)
-    t_run = time.perf_counter() - t0
-    ev = jax.device_get(ev_compiled(state, sess.keys, sess.hparams))
-    t_total = time.perf_counter() - t0
+    # ``repeats`` back-to-back chunks, each continuing from the last state (same work per
+    # step); the median is reported, a single 1-16 s sample is noisy on a shared 2-core VM.
+    runs, totals = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        state, metrics = compiled(state, sess.hparams)
+        jax.block_until_ready(state)
+        runs.append(time.perf_counter() - t0)
+        ev = jax.device_get(ev_compiled(state, sess.keys, sess.hparams))
+        totals.append(time.perf_counter() - t0)
+    t_run, t_total = statistics.median(runs), statistics.median(totals)
     return {"name": f"rlstab_jax {preset}", "seeds": seeds, "steps": done,
             "eval_episodes": cfg.train.eval_episodes, "compile_s": t_compile,
             "run_s": t_total, "train_only_s": t_run, "env_steps_per_s": done * seeds / t_total,
             "train_only_env_steps_per_s": done * seeds / t_run,
-            "final_eval_return": float(ev["eval/return"].mean())}
+            "final_eval_return": float(ev["eval/return"].mean()), "repeats": repeats,
+            "run_s_all": totals}
 
 
-def time_rejax(steps: int, seeds: int) -> dict:
+def time_rejax(steps: int, seeds: int, repeats: int = 1) -> dict:
     if not REJAX_PY.exists():
         return {"name": "rejax ppo", "seeds": seeds, "error": "run bench/setup_peers.sh first"}
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     p = subprocess.run([str(REJAX_PY), str(HERE / "peers" / "rejax_ppo_run.py"), "--steps",
-                        str(steps), "--seeds", str(seeds)], capture_output=True, text=True,
+                        str(steps), "--seeds", str(seeds), "--repeats", str(repeats)], capture_output=True, text=True,
                        env=env, timeout=3600)
     if p.returncode:
         return {"name": "rejax ppo", "seeds": seeds, "error": p.stderr.strip()[-500:]}
@@ -81,19 +88,20 @@ def main() -> None:
     ap.add_argument("--only", choices=["ours", "rejax", "both"], default="both")
     ap.add_argument("--scaffold-steps", type=int, default=131_072)
     ap.add_argument("--out", default=str(HERE / "results" / "ppo_speed.json"))
+    ap.add_argument("--repeats", type=int, default=1, help="timed runs per row (median)")
     a = ap.parse_args()
     rows = []
     for s in a.seeds:  # interleaved: each of ours next to its peer
         if a.only in ("ours", "both"):
             # rejax's step count is a multiple of 5 x 100; ours rounds to whole iterations too
-            rows.append(time_ours("ppo/cartpole", a.steps, s, REJAX_SETTINGS))
+            rows.append(time_ours("ppo/cartpole", a.steps, s, REJAX_SETTINGS, a.repeats))
             print(json.dumps(rows[-1]), flush=True)
         if a.only in ("rejax", "both"):
-            rows.append(time_rejax(a.steps, s))
+            rows.append(time_rejax(a.steps, s, a.repeats))
             print(json.dumps(rows[-1]), flush=True)
     if a.only in ("ours", "both") and a.scaffold_steps:
         for s in a.seeds:
-            rows.append(time_ours("ppo/scaffold", a.scaffold_steps, s, []))
+            rows.append(time_ours("ppo/scaffold", a.scaffold_steps, s, [], a.repeats))
             print(json.dumps(rows[-1]), flush=True)
     for ours in rows:
         peer = [r for r in rows if r["name"] == "rejax ppo" and r.get("seeds") == ours["seeds"]
