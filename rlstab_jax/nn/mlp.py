@@ -15,6 +15,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from rlstab_jax.nn.init import orthogonal
 from rlstab_jax.nn.layers import Dropout, LayerNorm
 
 FiLMParams = Sequence[tuple[jax.Array, jax.Array]]
@@ -46,7 +47,7 @@ def kernel_init(kind: str, scale: float = 1.0) -> Callable[..., jax.Array]:
     ``lecun`` scales the variance by ``scale**2``.
     """
     if kind == "orthogonal":
-        return nn.initializers.orthogonal(scale)
+        return orthogonal(scale)  # vmap-safe on CPU (rlstab_jax.nn.init)
     if kind == "lecun":
         return nn.initializers.variance_scaling(scale**2, "fan_in", "truncated_normal")
     raise ValueError(f"unknown init {kind!r}; known: orthogonal, lecun")

@@ -27,10 +27,11 @@ import jax.numpy as jnp
 
 from rlstab_jax.agents.ppo.config import PPOConfig
 from rlstab_jax.agents.ppo.heads import HeadLayout
+from rlstab_jax.nn.init import orthogonal
 from rlstab_jax.nn.mlp import MLP, get_activation
 
 SQRT2 = math.sqrt(2.0)
-orth = nn.initializers.orthogonal
+orth = orthogonal  # jax's orthogonal init, vmap-safe on CPU (rlstab_jax.nn.init)
 
 
 class Head(nn.Module):
@@ -65,7 +66,7 @@ class PPONet(nn.Module):
                                   embedding_init=nn.initializers.normal(0.02))
         self.feat = nn.Dense(c.feature_dim, kernel_init=orth(SQRT2))
         self.feat_ln = nn.LayerNorm()
-        self.lstm = nn.OptimizedLSTMCell(c.lstm_hidden)
+        self.lstm = nn.OptimizedLSTMCell(c.lstm_hidden, recurrent_kernel_init=orth())
         self.core_ln = nn.LayerNorm()
         self.heads = {
             h: Head((c.lstm_hidden, max(1, c.lstm_hidden // 4)) if h in c.deep_heads else (hh,), k)
