@@ -76,6 +76,17 @@ def entropy_trace(rows: list[dict], seeds: list[int], head: str) -> dict[str, li
     return out
 
 
+def eval_curves(rows: list[dict], seeds: list[int], key: str) -> dict[int, list]:
+    """Per seed: the (step, value) pairs of evaluation metric ``key``."""
+    return {s: [(r["step"], r[key]) for r in rows if r["seed"] == s and key in r] for s in seeds}
+
+
+def final_returns(evals: dict[int, list], seeds: list[int], k: int) -> np.ndarray:
+    """Per seed: the mean of the last ``k`` evaluations (NaN for a seed without any)."""
+    return np.array([np.mean([v for _, v in evals[s][-k:]]) if evals[s] else np.nan
+                     for s in seeds])
+
+
 def train(a: argparse.Namespace) -> None:
     out = Path(a.out)
     if (out / "grid.yaml").is_file():
@@ -113,10 +124,8 @@ def analyse_dir(a: argparse.Namespace) -> None:
             continue
         rows = read_cell_rows(d)
         seeds = list(cell.block)
-        evals = {s: [(r["step"], r["eval/return"]) for r in rows
-                     if r["seed"] == s and "eval/return" in r] for s in seeds}
-        final = np.array([np.mean([v for _, v in evals[s][-k:]]) if evals[s] else np.nan
-                          for s in seeds])
+        evals = eval_curves(rows, seeds, "eval/return")
+        final = final_returns(evals, seeds, k)
         v = cell.program.variants[0].name
         entry = {"done": is_done(out, cell),
                  "last_eval_step": [evals[s][-1][0] if evals[s] else None for s in seeds],
@@ -128,6 +137,14 @@ def analyse_dir(a: argparse.Namespace) -> None:
             m, lo, hi = mean_ci(final)
             entry.update(mean=m, ci_low=lo, ci_high=hi,
                          beats_heuristic_ci=lo > result["baselines"]["heuristic"]["ci_high"])
+        # PPO trains a stochastic policy; the mode of each factored head is a different
+        # policy. The driver logs both evaluations; report the sampled one with the same CI.
+        sto = final_returns(eval_curves(rows, seeds, "eval/return_stochastic"), seeds, k)
+        entry["stochastic_final_eval_per_seed"] = sto.tolist()
+        if np.isfinite(sto).all():
+            m, lo, hi = mean_ci(sto)
+            entry["stochastic"] = dict(mean=m, ci_low=lo, ci_high=hi, beats_heuristic_ci=(
+                lo > result["baselines"]["heuristic"]["ci_high"]))
         if summary is not None:
             entry["iqm"] = summary["aggregates"].get(v, {}).get("iqm")
         result["variants"][v] = entry
@@ -139,7 +156,13 @@ def analyse_dir(a: argparse.Namespace) -> None:
         print(f"{name:22s} mean {b['mean']:.2f} [{b['ci_low']:.2f}, {b['ci_high']:.2f}]")
     for v, e in result["variants"].items():
         ci = f"{e['mean']:.2f} [{e['ci_low']:.2f}, {e['ci_high']:.2f}]" if "mean" in e else "-"
-        print(f"{v:22s} mean {ci}  per seed {np.round(e['final_eval_per_seed'], 2).tolist()}"
+        st = e.get("stochastic")
+        if st:
+            print(f"{v + ' (sampled)':22s} mean {st['mean']:.2f} [{st['ci_low']:.2f}, "
+                  f"{st['ci_high']:.2f}]  per seed "
+                  f"{np.round(e['stochastic_final_eval_per_seed'], 2).tolist()}")
+        per_seed = np.round(e["final_eval_per_seed"], 2).tolist()
+        print(f"{v + ' (mode)':22s} mean {ci}  per seed {per_seed}"
               f"  at {e['last_eval_step']}  early entropy collapse: "
               f"{ {h: s for h, s in e['entropy_critical_before_10pct_use'].items() if s} }")
     if missing:
