@@ -118,16 +118,18 @@ def analyse_dir(a: argparse.Namespace) -> None:
             pol, params, k, a.baseline_episodes))(key))
         result["baselines"][name] = dict(zip(("mean", "ci_low", "ci_high"), mean_ci(ret)))
     k = spec.stats.final_evals
+    by_variant: dict[str, list] = {}  # a variant's seeds may span several cells (seed blocks)
     for cell in cells:
-        d = cell_dir(out, cell)
-        if not (d / "metrics.jsonl").is_file():
+        by_variant.setdefault(cell.program.variants[0].name, []).append(cell)
+    for v, vcells in by_variant.items():
+        have = [c for c in vcells if (cell_dir(out, c) / "metrics.jsonl").is_file()]
+        if not have:
             continue
-        rows = read_cell_rows(d)
-        seeds = list(cell.block)
+        rows = [r for c in have for r in read_cell_rows(cell_dir(out, c))]
+        seeds = [s for c in have for s in c.block]
         evals = eval_curves(rows, seeds, "eval/return")
         final = final_returns(evals, seeds, k)
-        v = cell.program.variants[0].name
-        entry = {"done": is_done(out, cell),
+        entry = {"done": all(is_done(out, c) for c in vcells),
                  "last_eval_step": [evals[s][-1][0] if evals[s] else None for s in seeds],
                  "final_eval_per_seed": final.tolist(),
                  "eval_curves": {str(s): evals[s] for s in seeds},

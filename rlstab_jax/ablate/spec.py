@@ -337,5 +337,9 @@ def with_seeds(spec: GridSpec, n: int) -> GridSpec:
     """``spec`` with ``n`` seeds (``--seeds``), keeping the first seed."""
     if n < 1:
         raise ConfigError(f"--seeds={n} must be >= 1")
+    block = min(spec.seed_block, n)
+    # ``raw`` is what ``prepare`` writes to ``grid.yaml``: record the new seeds there too, so
+    # that ``--resume``/``--analyse-only`` plan the same cells (same seed blocks).
+    raw = {**spec.raw, "seeds": n, "seed_block": block}
     return dataclasses.replace(spec, seeds=tuple(range(spec.seeds[0], spec.seeds[0] + n)),
-                               seed_block=min(spec.seed_block, n))
+                               seed_block=block, raw=raw)

@@ -132,3 +132,21 @@ def test_cli_resume_of_a_finished_grid_trains_nothing(grid, capsys):
     (out / "report.md").unlink()
     assert main(["--resume", str(out), "--analyse-only"]) == 0
     assert (out / "report.md").is_file()
+
+
+def test_seeds_override_is_recorded_for_resume(tmp_path):
+    """``--seeds N`` on a new grid must survive ``--resume`` / ``--analyse-only``.
+
+    (It used to be applied to the in-memory spec only, so a resumed 10-seed grid was planned
+    and analysed with the file's 5 seeds.)
+    """
+    from rlstab_jax.ablate.runner import load_resumed, prepare
+    from rlstab_jax.ablate.spec import with_seeds
+
+    spec = with_seeds(load_grid(str(GRID)), 5)
+    assert spec.seeds == (0, 1, 2, 3, 4) and spec.seed_block == 3
+    prepare(spec, tmp_path, {})
+    back, _ = load_resumed(tmp_path)
+    assert back.seeds == spec.seeds and back.seed_block == spec.seed_block
+    assert [c.name for c in plan(back)] == [c.name for c in plan(spec)]
+    assert {c.name.split("/")[-1] for c in plan(back)} == {"seeds0-2", "seeds3-4"}
