@@ -29,13 +29,13 @@ from pathlib import Path
 
 import jax
 import numpy as np
-from rliable import library as rly
 
 from rlstab_jax.ablate import runner
 from rlstab_jax.ablate.__main__ import _overrides
 from rlstab_jax.ablate.cells import cell_dir, is_done, plan, read_cell_rows, run_cell
 from rlstab_jax.ablate.report import analyse
 from rlstab_jax.ablate.spec import load_grid
+from rlstab_jax.ablate.stats import aggregates
 from rlstab_jax.agents.ppo.heads import MIN_USAGE
 from rlstab_jax.envs.scaffold import make_scaffold
 from rlstab_jax.envs.scaffold.baselines import evaluate_policy, heuristic_policy, random_policy
@@ -45,10 +45,10 @@ GRID = "ppo_scaffold_004"
 
 
 def mean_ci(x: np.ndarray, reps: int = 2000) -> tuple[float, float, float]:
-    """Mean and 95% stratified-bootstrap CI (rliable) of a 1-d sample."""
-    scores = {"m": np.asarray(x, np.float64).reshape(-1, 1)}
-    point, ci = rly.get_interval_estimates(scores, lambda s: np.array([s.mean()]), reps=reps)
-    return float(point["m"][0]), float(ci["m"][0, 0]), float(ci["m"][1, 0])
+    """Mean and 95% stratified-bootstrap CI of a 1-d sample (the ablation tool's seeded rliable
+    aggregates, so a re-analysis gives the same CI)."""
+    m = aggregates({"m": np.asarray(x, np.float64)}, (0.0, 1.0), reps, 0.95, seed=0)["m"]["mean"]
+    return m["value"], m["ci"][0], m["ci"][1]
 
 
 def early_collapse(rows: list[dict], seeds: list[int]) -> dict[str, list[int]]:
@@ -74,6 +74,12 @@ def entropy_trace(rows: list[dict], seeds: list[int], head: str) -> dict[str, li
                         r.get(f"entropy/{head}/valid_max")]
                        for r in rows if r["seed"] == s and f"entropy/{head}" in r]
     return out
+
+
+def ci_vs(x: np.ndarray, baseline_high: float) -> dict:
+    """Mean, 95% CI and whether the CI's low end is above ``baseline_high``."""
+    m, lo, hi = mean_ci(x)
+    return dict(mean=m, ci_low=lo, ci_high=hi, beats_heuristic_ci=lo > baseline_high)
 
 
 def eval_curves(rows: list[dict], seeds: list[int], key: str) -> dict[int, list]:
@@ -135,18 +141,15 @@ def analyse_dir(a: argparse.Namespace) -> None:
                  "eval_curves": {str(s): evals[s] for s in seeds},
                  "entropy_critical_before_10pct_use": early_collapse(rows, seeds),
                  "op_entropy_trace": entropy_trace(rows, seeds, "op")}
+        heur_hi = result["baselines"]["heuristic"]["ci_high"]
         if np.isfinite(final).all():
-            m, lo, hi = mean_ci(final)
-            entry.update(mean=m, ci_low=lo, ci_high=hi,
-                         beats_heuristic_ci=lo > result["baselines"]["heuristic"]["ci_high"])
+            entry.update(ci_vs(final, heur_hi))
         # PPO trains a stochastic policy; the mode of each factored head is a different
         # policy. The driver logs both evaluations; report the sampled one with the same CI.
         sto = final_returns(eval_curves(rows, seeds, "eval/return_stochastic"), seeds, k)
         entry["stochastic_final_eval_per_seed"] = sto.tolist()
         if np.isfinite(sto).all():
-            m, lo, hi = mean_ci(sto)
-            entry["stochastic"] = dict(mean=m, ci_low=lo, ci_high=hi, beats_heuristic_ci=(
-                lo > result["baselines"]["heuristic"]["ci_high"]))
+            entry["stochastic"] = ci_vs(sto, heur_hi)
         if summary is not None:
             entry["iqm"] = summary["aggregates"].get(v, {}).get("iqm")
         result["variants"][v] = entry

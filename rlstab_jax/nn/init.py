@@ -40,9 +40,7 @@ def sequential_under_vmap(init: Initializer) -> Initializer:
             return init(k, shape, dtype)
 
         @one.def_vmap
-        def _rule(axis_size, in_batched, k):
-            if not in_batched[0]:
-                return one(k), False
+        def _rule(axis_size, in_batched, k):  # only called when the key is batched
             return jax.lax.map(one, k), True
 
         return one(key)

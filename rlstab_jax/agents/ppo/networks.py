@@ -27,11 +27,10 @@ import jax.numpy as jnp
 
 from rlstab_jax.agents.ppo.config import PPOConfig
 from rlstab_jax.agents.ppo.heads import HeadLayout
-from rlstab_jax.nn.init import orthogonal
+from rlstab_jax.nn.init import orthogonal as orth  # vmap-safe on CPU (rlstab_jax.nn.init)
 from rlstab_jax.nn.mlp import MLP, get_activation
 
 SQRT2 = math.sqrt(2.0)
-orth = orthogonal  # jax's orthogonal init, vmap-safe on CPU (rlstab_jax.nn.init)
 
 
 class Head(nn.Module):
