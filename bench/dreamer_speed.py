@@ -120,7 +120,8 @@ def build(seeds: int, warmup: int, args):
         keys = jax.random.split(jax.random.key(1), seeds)
         state = jax.vmap(agent.init, in_axes=(0, None))(keys, hp)
         batch = jax.tree.map(lambda x: jax.numpy.broadcast_to(x, (seeds,) + x.shape), batch)
-        update = jax.vmap(agent.update, in_axes=(0, 0, 0, None))
+        # update_index is seed-independent (the driver passes it unbatched)
+        update = jax.vmap(agent.update, in_axes=(0, 0, 0, None, None))
         key = keys
     else:
         key = jax.random.key(1)
@@ -133,13 +134,14 @@ def measure(seeds: int, mode: str, args) -> dict[str, Any]:
     warmup = 10 ** 9 if mode == "wm" else 0
     cfg, state, batch, key, hp, update = build(seeds, warmup, args)
     t0 = time.perf_counter()
-    compiled = jax.jit(update).lower(state, batch, key, hp).compile()
+    index = jax.numpy.int32(0)
+    compiled = jax.jit(update).lower(state, batch, key, hp, index).compile()
     compile_s = time.perf_counter() - t0
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost
     xla_flops = float(cost.get("flops", 0.0)) if cost else 0.0
-    jax.block_until_ready(compiled(state, batch, key, hp))  # first call (allocations)
-    best = min(_timed(lambda: jax.block_until_ready(compiled(state, batch, key, hp)))
+    jax.block_until_ready(compiled(state, batch, key, hp, index))  # first call (allocations)
+    best = min(_timed(lambda: jax.block_until_ready(compiled(state, batch, key, hp, index)))
                for _ in range(args.repeats))
     n_trans = seeds * args.updates * args.batch * args.seq_len
     one_state = jax.tree.map(lambda x: x[0], state) if seeds > 1 else state

@@ -101,6 +101,13 @@ class OffPolicyAgent:
         ``(state, obs[N, ...], key, hparams, deterministic, carry, is_first[N]) ->
         (action, carry, info)``; the agent resets the carry where ``is_first``. The driver
         keeps the carry in its scanned state (vmapped over seeds, checkpointed with it).
+      takes_update_index: the driver then calls ``update(state, batch, key, hparams,
+        update_index)`` where ``update_index`` (int32 scalar) counts the ``update`` calls
+        before this one. It is a function of the step counter alone, the same for every seed,
+        and the driver passes it *unbatched* under the seed ``vmap``: a schedule that gates
+        work on it (Dreamer's world-model warm-up and ``wm_ac_ratio``) stays a real
+        ``lax.cond``. A gate on a counter inside the per-seed state is batched, and ``vmap``
+        turns such a ``cond`` into a ``select`` that runs both branches.
     """
 
     init: Callable[..., PyTree]
@@ -113,6 +120,7 @@ class OffPolicyAgent:
     init_carry: Callable[[int], PyTree] | None = None
     seq_len: int = 0
     update_every: int = 1
+    takes_update_index: bool = False
 
     @property
     def recurrent(self) -> bool:

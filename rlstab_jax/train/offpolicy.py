@@ -136,13 +136,37 @@ class OffPolicyDriver:
             is_first=jnp.logical_or(term, trunc),
         ), reward
 
-    def update(self, s: OffPolicyState, hparams: Any) -> tuple[OffPolicyState, dict]:
+    def update_index(self, steps: jax.Array) -> jax.Array:
+        """How many ``update`` calls came before the one at ``steps`` env steps (after collect).
+
+        A function of the step counter alone, so it is the same for every seed: the driver
+        computes it outside the seed ``vmap`` and passes it unbatched to agents with
+        ``takes_update_index`` (docs/design.md, "Update schedules inside an update").
+        """
+        first_vec = -(-self.learning_starts // self.n_envs)  # first vector step that learns
+        first = -(-first_vec // self.update_period) * self.update_period
+        if isinstance(steps, int):  # the host loop of the gymnasium runner
+            return max(steps // self.n_envs - first, 0) // self.update_period
+        return jnp.maximum(steps // self.n_envs - first, 0) // self.update_period
+
+    def update(self, s: OffPolicyState, hparams: Any, update_index: jax.Array | None = None
+               ) -> tuple[OffPolicyState, dict]:
+        """Replay sample + one agent ``update`` call for one seed.
+
+        ``update_index`` (unbatched under the seed ``vmap``) reaches agents that declare
+        ``takes_update_index``; ``None`` derives it from this seed's own step counter.
+        """
         key, k_sample, k_mix, k_update = jax.random.split(s.key, 4)
         batch: Batch = self.replay.sample(s.replay, k_sample, hparams["gamma"])
         metrics = {}
         if self.demos is not None:
             batch, metrics = self.demos.mix(k_mix, batch, s.env_steps, hparams["gamma"])
-        agent_state, agent_metrics = self.agent.update(s.agent, batch, k_update, hparams)
+        if self.agent.takes_update_index:
+            index = self.update_index(s.env_steps) if update_index is None else update_index
+            agent_state, agent_metrics = self.agent.update(s.agent, batch, k_update, hparams,
+                                                           index)
+        else:
+            agent_state, agent_metrics = self.agent.update(s.agent, batch, k_update, hparams)
         metrics.update(agent_metrics)
         if self.replay.compact:  # below 1 when the episode-end side store dropped old ends
             metrics["replay/usable_fraction"] = self.replay.usable_fraction(s.replay)
@@ -170,7 +194,12 @@ class OffPolicyDriver:
         whole state (with the replay buffer) through both branches invites XLA to copy the
         buffer. Returns ``(state, (metrics, learning))``.
         """
-        update = jax.vmap(self.update) if batched else self.update
+        steps = st.env_steps[0] if batched else st.env_steps
+        index = self.update_index(steps)  # seed-independent: closed over, not vmapped
+
+        def update(s, hp):
+            one = lambda s_, hp_: self.update(s_, hp_, index)  # noqa: E731
+            return jax.vmap(one)(s, hp) if batched else one(s, hp)
 
         def changed(s):
             return s.agent, s.key, s.nonfinite_streak
@@ -182,7 +211,6 @@ class OffPolicyDriver:
         def no_update(s):
             return changed(s), jax.tree.map(lambda m: jnp.zeros(m.shape, m.dtype), metric_shapes)
 
-        steps = st.env_steps[0] if batched else st.env_steps
         learning = steps >= self.learning_starts
         if self.update_period > 1:  # train ratio below one update per vector-env step
             learning = learning & ((steps // self.n_envs) % self.update_period == 0)

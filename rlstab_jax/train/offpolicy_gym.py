@@ -159,19 +159,21 @@ class GymOffPolicyRunner:
         )
 
     def _step_one(self, s: OffPolicyState, r: ReplayRow, obs: jax.Array, hp: Any,
-                  carry: Any, do_update: bool):
+                  carry: Any, do_update: bool, index: jax.Array):
         d = self.driver
         s = self._observe_one(s, r, obs, carry)
         metrics = None
         if do_update:
-            s, metrics = d.update(s, hp)
+            s, metrics = d.update(s, hp, index)
         s, action, carry = self._act_one(s, obs, hp)
         return s, metrics, action, carry
 
     def _step_impl(self, states: OffPolicyState, row: ReplayRow, obs: jax.Array, hparams: Any,
-                   msum: Any, carry: Any, do_update: bool):
+                   msum: Any, carry: Any, do_update: bool, index: jax.Array):
+        # ``index`` (the update call's number, the same for every seed) is closed over, so it
+        # stays unbatched under the seed vmap (a lax.cond on it in the agent stays a branch).
         def one(s, r, o, hp, c):
-            return self._step_one(s, r, o, hp, c, do_update)
+            return self._step_one(s, r, o, hp, c, do_update, index)
 
         states, metrics, action, carry = self._seedwise(one)(states, row, obs, hparams, carry)
         if do_update:
@@ -281,8 +283,9 @@ class GymOffPolicyRunner:
                 ((steps + n) // n) % d.update_period == 0)
             # The next action comes back from the same call. The chunk's last one is dropped
             # and the next chunk starts with _act, exactly as a resumed run does.
+            index = np.int32(d.update_index(int(steps + n)))
             states, msum, action, pending = self._step(states, row, self._obs, hparams, msum,
-                                                       pending, do_update=do_update)
+                                                       pending, do_update=do_update, index=index)
             updates += int(do_update)
             steps += n
         # The replay row stores next_obs = final obs; the live obs continues the episodes.

@@ -58,7 +58,7 @@ def test_rssm_heads_and_imagination_shapes(spec):
     if spec.action_kind == "discrete":
         return  # the discrete update runs in the CartPole smoke test (tests/train)
     new, metrics = jax.jit(agent.update)(state, jax.tree.map(lambda x: x[None], seq),
-                                         jax.random.key(3), hp)
+                                         jax.random.key(3), hp, jnp.int32(0))
     assert all(np.isfinite(np.asarray(v)).all() for v in metrics.values())
     chex.assert_trees_all_equal_shapes(new, state)
 
@@ -196,7 +196,7 @@ def test_laprop_option_updates_every_module_and_differs_from_adam():
                        make_seq(DISCRETE_SPEC, 4, 8, seed=0, ends=((1, 3),)),
                        make_seq(DISCRETE_SPEC, 4, 8, seed=1))
     agent, hp, state = build(tiny_cfg(optimizer="laprop"))
-    new, metrics = jax.jit(agent.update)(state, seq, jax.random.key(1), hp)
+    new, metrics = jax.jit(agent.update)(state, seq, jax.random.key(1), hp, jnp.int32(0))
     assert all(np.isfinite(float(v)) for v in metrics.values())
     for name in ("wm_params", "actor_params", "critic_params"):
         delta = jax.tree.map(lambda a, b: jnp.abs(a - b).max(), getattr(new, name),

@@ -91,3 +91,38 @@ def test_load_policy_acts_with_a_carry(tmp_path):
     np.testing.assert_array_equal(np.asarray(c0.h), np.asarray(c0b.h))
     _, c1 = policy(obs, key, c0, jnp.zeros(3, bool))  # same obs, but the latent moved on
     assert float(jnp.abs(c1.h - c0.h).max()) > 0
+
+
+def test_update_index_counts_the_driver_update_calls():
+    """``OffPolicyDriver.update_index`` equals the number of earlier update calls for every
+    n_envs / learning_starts / update_period combination (same schedule as ``learn_step``)."""
+    from rlstab_jax.train.offpolicy import OffPolicyDriver
+
+    for n_envs in (1, 2, 3):
+        for starts in (1, 5, 64, 65):
+            for period in (1, 2, 4):
+                d = OffPolicyDriver(None, None, None, n_envs, starts, 1, None, period)
+                calls = 0
+                for vec in range(1, 200):
+                    steps = vec * n_envs
+                    if steps >= starts and vec % period == 0:
+                        assert d.update_index(steps) == calls, (n_envs, starts, period, vec)
+                        assert int(d.update_index(jax.numpy.int32(steps))) == calls
+                        calls += 1
+
+
+def test_wm_ac_ratio_with_vmapped_seeds_in_both_drivers(tmp_path):
+    """Two seeds, wm_ac_ratio=2, a warm-up: both the lax.scan driver and the gymnasium host loop
+    run the actor-critic on exactly the scheduled updates for every seed (the gymnasium
+    in-scan path shares learn_step with the gymnax driver)."""
+    for backend, host_step in (("gymnax", "scan"), ("gymnasium", "loop")):
+        cfg = load_config("dreamer/cartpole", QUIET + TINY + [
+            f"run.dir={tmp_path / backend}", f"env.backend={backend}",
+            f"env.host_step={host_step}", "train.seeds=2", "train.total_steps=256",
+            "train.chunk_steps=128", "train.learning_starts=64", "train.eval_every=256",
+            "train.eval_episodes=1", "agent.wm_ac_ratio=2", "agent.wm_warmup=3"])
+        state = run(cfg).state
+        wm = np.asarray(state.agent.wm_steps)
+        expect = sum(1 for k in range(1, int(wm[0]) + 1) if k > 3 and k % 2 == 0)
+        assert wm[0] == wm[1] > 3, backend
+        np.testing.assert_array_equal(np.asarray(state.agent.ac_steps), [expect, expect])

@@ -187,7 +187,7 @@ def make_agent(cfg: DreamerConfig, spec: EnvSpec) -> OffPolicyAgent:
                             ac_steps=state.ac_steps + 1)
         return new, metrics
 
-    def one_update(state, seq: SeqBatch, key, hp):
+    def one_update(state, seq: SeqBatch, key, hp, wm_step):
         k_wm, k_ac = jax.random.split(key)
         (_, (metrics, starts)), grads = jax.value_and_grad(wm_loss, has_aux=True)(
             state.wm_params, wm, seq, k_wm, hp, bins, discrete, cfg.free_bits_mode)
@@ -204,7 +204,10 @@ def make_agent(cfg: DreamerConfig, spec: EnvSpec) -> OffPolicyAgent:
         starts = jax.tree.map(flat, starts)
         # A start whose observation is terminal has no future to imagine.
         start_weight = flat(1.0 - seq.terminated.astype(jnp.float32))
-        ac_on = (state.wm_steps > cfg.wm_warmup) & (state.wm_steps % cfg.wm_ac_ratio == 0)
+        # Gate on the driver's seed-independent count (``wm_step`` = this world-model update's
+        # 1-based number), not on ``state.wm_steps``: under the seed vmap the latter is batched
+        # and the cond would become a select that computes the actor-critic update every time.
+        ac_on = (wm_step > cfg.wm_warmup) & (wm_step % cfg.wm_ac_ratio == 0)
         ac_shapes = jax.eval_shape(ac_update, state, starts, start_weight, k_ac, hp)[1]
         state, ac_metrics = jax.lax.cond(
             ac_on, lambda s: ac_update(s, starts, start_weight, k_ac, hp),
@@ -214,18 +217,21 @@ def make_agent(cfg: DreamerConfig, spec: EnvSpec) -> OffPolicyAgent:
         metrics["ac/active"] = ac_on.astype(jnp.float32)
         return state, metrics
 
-    def update(state, batch: SeqBatch, key, hp):
+    def update(state, batch: SeqBatch, key, hp, update_index):
+        """``update_index``: the driver's count of earlier ``update`` calls (unbatched)."""
         def body(s, xs):
-            seq, k = xs
-            return one_update(s, seq, k, hp)
+            seq, k, j = xs
+            return one_update(s, seq, k, hp, update_index * n + j + 1)
 
         n = batch.reward.shape[0]
-        state, metrics = jax.lax.scan(body, state, (batch, jax.random.split(key, n)))
+        js = jnp.arange(n, dtype=jnp.int32)  # built here, so unbatched under the seed vmap
+        state, metrics = jax.lax.scan(body, state, (batch, jax.random.split(key, n), js))
         return state, jax.tree.map(lambda m: jnp.mean(m, 0), metrics)
 
     return OffPolicyAgent(init=init, act=act, update=update, updates_per_step=updates_per_call,
                           batch_size=cfg.batch_size, init_carry=init_carry,
-                          seq_len=cfg.seq_len, update_every=update_every)
+                          seq_len=cfg.seq_len, update_every=update_every,
+                          takes_update_index=True)
 
 
 def check_spec(spec: EnvSpec) -> None:
