@@ -66,6 +66,52 @@ def lambda_returns(
     return returns
 
 
+
+def replay_lambda_returns(
+    rewards: jax.Array,
+    terminated: jax.Array,
+    is_first: jax.Array,
+    boot: jax.Array,
+    gamma: float | jax.Array,
+    lam: float | jax.Array,
+) -> jax.Array:
+    """Lambda returns along a *replayed* sequence, bootstrapping from imagined returns.
+
+    Failure it prevents: a critic trained only on imagined rewards is fooled by the same
+    world-model errors the actor exploits (field report 002, "Training Collapse
+    Investigation": "In Dreamer the critic learns from IMAGINED rewards"). DreamerV3's
+    replay-value loss also fits the critic to returns built from the *real* rewards and
+    terminations of the replayed sequence, so its values stay anchored to what the env did.
+
+    Row convention of the replay (``SeqBatch``, time-major here): row ``t`` holds
+    ``obs_t -> next_obs_t`` with ``rewards[t]``, ``terminated[t]`` (``next_obs_t`` terminal)
+    and ``is_first[t]`` (row ``t`` starts an episode). The Dreamer latent of row ``t`` is the
+    posterior of ``next_obs_t`` (state ``S_t``); ``boot[t]`` is a value estimate of ``S_t``
+    (the imagined lambda return from it). Then, for ``t < T - 1``:
+
+    ``R_t = r_{t+1} + gamma * c_{t+1} * ((1 - lam) * boot[t+1] + lam * R_{t+1})``,
+    ``c_{t+1} = 1 - terminated[t+1]``, ``R_{T-1} = boot[T-1]``,
+
+    except where row ``t + 1`` starts a new episode (``S_t`` was the episode's last state):
+    there ``R_t = boot[t]`` (a truncated episode bootstraps from its own estimate; a terminal
+    ``S_t`` gets ``R_t = boot[t]`` too and should carry zero weight in the loss).
+
+    Args:
+      rewards, terminated, is_first: ``[T, ...]`` replay rows (time-major).
+      boot: ``[T, ...]`` value estimates of each row's latent ``S_t``, float.
+      gamma, lam: discount and lambda.
+
+    Returns:
+      ``[T - 1, ...]`` returns for ``S_0 .. S_{T-2}`` (gradients flow into ``boot``; wrap
+      in ``stop_gradient`` for a critic target).
+    """
+    chex.assert_equal_shape([rewards, terminated, is_first, boot])
+    chex.assert_type([rewards, boot], float)
+    boundary = is_first[1:]
+    r = jnp.where(boundary, boot[:-1], rewards[1:])
+    c = jnp.where(boundary, 0.0, 1.0 - terminated[1:].astype(boot.dtype))
+    return lambda_returns(r, boot, c, gamma, lam, "next")
+
 def gae(
     rewards: jax.Array,
     values: jax.Array,

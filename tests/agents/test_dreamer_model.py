@@ -202,3 +202,21 @@ def test_laprop_option_updates_every_module_and_differs_from_adam():
         delta = jax.tree.map(lambda a, b: jnp.abs(a - b).max(), getattr(new, name),
                              getattr(state, name))
         assert max(float(d) for d in jax.tree.leaves(delta)) > 0, name
+
+
+def test_replay_value_loss_is_logged_and_changes_only_the_critic_update():
+    """``replay_value`` adds the real-data critic term: same world-model and actor update,
+    a different critic update, and its loss is finite; off, the metric is absent."""
+    seq = jax.tree.map(lambda x: x[None], make_seq(DISCRETE_SPEC, 4, 8, seed=2, ends=((0, 3),)))
+    out = {}
+    for on in (False, True):
+        agent, hp, state = build(tiny_cfg(replay_value=on))
+        out[on] = jax.jit(agent.update)(state, seq, jax.random.key(5), hp, jnp.int32(0))
+    (off_s, off_m), (on_s, on_m) = out[False], out[True]
+    assert "critic/replay_loss" not in off_m and np.isfinite(float(on_m["critic/replay_loss"]))
+    assert float(on_m["critic/replay_loss"]) > 0
+    chex.assert_trees_all_close(off_s.wm_params, on_s.wm_params)
+    chex.assert_trees_all_close(off_s.actor_params, on_s.actor_params)
+    diff = jax.tree.map(lambda a, b: float(jnp.abs(a - b).max()), off_s.critic_params,
+                        on_s.critic_params)
+    assert max(jax.tree.leaves(diff)) > 0

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rlstab_jax.config.errors import ConfigError
-from rlstab_jax.stability.returns import gae, lambda_returns
+from rlstab_jax.stability.returns import gae, lambda_returns, replay_lambda_returns
 
 
 def _np_lambda_returns(r, v, c, gamma, lam, bootstrap="next"):
@@ -156,3 +156,52 @@ def test_gae_keeps_a_low_precision_dtype():
     assert adv.dtype == ret.dtype == jnp.bfloat16
     ref, _ = gae(r.astype(jnp.float32), v.astype(jnp.float32), jnp.full((2,), 2.0), done, 0.5, 1.0)
     np.testing.assert_allclose(adv.astype(jnp.float32), ref, atol=1e-2)
+
+
+def _np_replay_returns(r, term, first, boot, gamma, lam):
+    """Direct loop over the row convention: S_t = latent of next_obs_t."""
+    T = r.shape[0]
+    out = np.zeros((T - 1,) + r.shape[1:], np.float32)
+    for b in np.ndindex(r.shape[1:]):
+        nxt = boot[(T - 1,) + b]
+        for t in reversed(range(T - 1)):
+            if first[(t + 1,) + b]:  # S_t ended its episode: its own estimate
+                nxt = boot[(t,) + b]
+            else:
+                c = 0.0 if term[(t + 1,) + b] else 1.0
+                nxt = r[(t + 1,) + b] + gamma * c * (
+                    (1 - lam) * boot[(t + 1,) + b] + lam * nxt)
+            out[(t,) + b] = nxt
+    return out
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.95, 1.0])
+def test_replay_lambda_returns_match_a_row_loop_across_episode_boundaries(lam):
+    rng = np.random.default_rng(3)
+    T, B = 9, 4
+    r = rng.normal(size=(T, B)).astype(np.float32)
+    boot = rng.normal(size=(T, B)).astype(np.float32)
+    term = rng.random((T, B)) < 0.2
+    trunc = (rng.random((T, B)) < 0.15) & ~term
+    first = np.zeros((T, B), bool)
+    first[0] = True
+    first[1:] = term[:-1] | trunc[:-1]
+    got = replay_lambda_returns(jnp.asarray(r), jnp.asarray(term), jnp.asarray(first),
+                                jnp.asarray(boot), 0.9, lam)
+    assert got.shape == (T - 1, B)
+    np.testing.assert_allclose(np.asarray(got), _np_replay_returns(r, term, first, boot, 0.9, lam),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_replay_lambda_returns_hand_case():
+    # One episode, no boundary, lam = 1: discounted sum of the *next* rows' rewards, then boot.
+    r = jnp.array([9.0, 1.0, 2.0, 3.0])  # r[0] belongs to the transition into S_0: unused
+    z = jnp.zeros(4, bool)
+    boot = jnp.array([0.0, 0.0, 0.0, 10.0])
+    got = replay_lambda_returns(r, z, z, boot, 0.5, 1.0)
+    np.testing.assert_allclose(np.asarray(got), [1 + 0.5 * (2 + 0.5 * (3 + 0.5 * 10)),
+                                                 2 + 0.5 * (3 + 0.5 * 10), 3 + 0.5 * 10])
+    # row 2 terminates (S_2 is terminal): R_1 = r[2], nothing bootstrapped after it
+    got = replay_lambda_returns(r, jnp.array([False, False, True, False]), z, boot, 0.5, 1.0)
+    np.testing.assert_allclose(np.asarray(got)[:2], [1 + 0.5 * 2, 2.0])
+

@@ -24,7 +24,7 @@ from rlstab_jax.envs.spec import EnvSpec
 from rlstab_jax.stability import normalizer as rn
 from rlstab_jax.stability.gradients import adaptive_grad_clip
 from rlstab_jax.stability.optim import laprop
-from rlstab_jax.stability.returns import lambda_returns
+from rlstab_jax.stability.returns import lambda_returns, replay_lambda_returns
 from rlstab_jax.stability.surprise import SurpriseState, surprise_init, surprise_update
 from rlstab_jax.stability.symlog import symexp_bins, twohot_decode_logits
 
@@ -146,8 +146,25 @@ def make_agent(cfg: DreamerConfig, spec: EnvSpec) -> OffPolicyAgent:
         action = bh.sample_action(k_a, out, hp, discrete, deterministic)
         return action, DreamerCarry(h, z, encode_action(action, discrete, act_dim)), {}
 
-    def ac_update(state, starts, start_weight, key, hp):
-        """One imagination actor-critic update from posterior starts ``[N, ...]``."""
+    def replay_targets(returns, rows, hp):
+        """Real-data lambda returns of the replayed latents (``replay_value_scale``)."""
+        B, T = rows["reward"].shape
+        tm = lambda x: jnp.swapaxes(x.reshape((B, T)), 0, 1)  # noqa: E731  [T, B]
+        ret = replay_lambda_returns(
+            tm(rows["reward"].astype(jnp.float32)), tm(rows["terminated"]),
+            tm(rows["is_first"]), tm(returns[0]), hp["gamma"], hp["lam"])  # [T - 1, B]
+        target = jnp.concatenate([ret, jnp.zeros((1, B), ret.dtype)], 0)
+        keep = jnp.concatenate([jnp.ones((T - 1, B)), jnp.zeros((1, B))], 0)
+        keep = keep * (1.0 - tm(rows["terminated"]).astype(jnp.float32))
+        flat = lambda x: jnp.swapaxes(x, 0, 1).reshape(-1)  # noqa: E731  back to [B * T]
+        return jax.lax.stop_gradient(flat(target)), flat(keep)
+
+    def ac_update(state, starts, start_weight, key, hp, rows):
+        """One imagination actor-critic update from posterior starts ``[N, ...]``.
+
+        ``rows``: the replayed sequence's ``reward``/``terminated``/``is_first`` ``[B, T]``
+        (the starts are its latents, flattened ``B * T``) for the replay-value loss.
+        """
         img = bh.imagine(wm, state.wm_params, actor, state.actor_params, starts["h"],
                          starts["z"], key, hp, cfg.horizon, discrete)
         feat = img["feat"]
@@ -164,9 +181,19 @@ def make_agent(cfg: DreamerConfig, spec: EnvSpec) -> OffPolicyAgent:
             adv = rn.normalize_advantages(adv, retnorm)
         (_, a_metrics), a_grads = jax.value_and_grad(bh.actor_loss, has_aux=True)(
             state.actor_params, actor, feat, img["action"], adv, weight, hp, discrete)
-        (_, c_metrics), c_grads = jax.value_and_grad(bh.critic_loss, has_aux=True)(
-            state.critic_params, critic, feat, rewards, conts, weight, slow_values, hp, bins,
-            cfg.bootstrap, cfg.critic_target_stop_gradient, cfg.slow_critic)
+        rep_target, rep_weight = replay_targets(returns, rows, hp)
+
+        def critic_total(params):
+            loss, m = bh.critic_loss(params, critic, feat, rewards, conts, weight, slow_values,
+                                     hp, bins, cfg.bootstrap, cfg.critic_target_stop_gradient,
+                                     cfg.slow_critic)
+            if not cfg.replay_value:
+                return loss, m
+            rep = bh.replay_value_loss(params, critic, feat[0], rep_target, rep_weight, bins)
+            return loss + hp["replay_value_scale"] * rep, dict(m, **{"critic/replay_loss": rep})
+
+        (_, c_metrics), c_grads = jax.value_and_grad(critic_total, has_aux=True)(
+            state.critic_params)
         actor_params, actor_state = _apply(actor_opt, a_grads, state.actor_opt,
                                            state.actor_params)
         critic_params, critic_state = _apply(critic_opt, c_grads, state.critic_opt,
@@ -208,9 +235,10 @@ def make_agent(cfg: DreamerConfig, spec: EnvSpec) -> OffPolicyAgent:
         # 1-based number), not on ``state.wm_steps``: under the seed vmap the latter is batched
         # and the cond would become a select that computes the actor-critic update every time.
         ac_on = (wm_step > cfg.wm_warmup) & (wm_step % cfg.wm_ac_ratio == 0)
-        ac_shapes = jax.eval_shape(ac_update, state, starts, start_weight, k_ac, hp)[1]
+        rows = {"reward": seq.reward, "terminated": seq.terminated, "is_first": seq.is_first}
+        ac_shapes = jax.eval_shape(ac_update, state, starts, start_weight, k_ac, hp, rows)[1]
         state, ac_metrics = jax.lax.cond(
-            ac_on, lambda s: ac_update(s, starts, start_weight, k_ac, hp),
+            ac_on, lambda s: ac_update(s, starts, start_weight, k_ac, hp, rows),
             lambda s: (s, jax.tree.map(lambda m: jnp.zeros(m.shape, m.dtype), ac_shapes)),
             state)
         metrics.update(ac_metrics)

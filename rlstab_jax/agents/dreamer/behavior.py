@@ -123,3 +123,16 @@ def actor_loss(actor_params: Any, actor: ActorNet, feat: jax.Array, action: jax.
     per_step = -(logp * jax.lax.stop_gradient(adv) + hp["entropy_coef"] * ent)
     loss = jnp.mean(weight[:-1] * per_step)
     return loss, {"actor/loss": loss, "actor/entropy": jnp.mean(ent)}
+
+
+def replay_value_loss(critic_params: Any, critic: CriticNet, feat: jax.Array,
+                      targets: jax.Array, weight: jax.Array, bins: jax.Array) -> jax.Array:
+    """Twohot critic loss of replayed latents ``feat [N, F]`` towards real-data returns.
+
+    ``targets [N]`` come from ``stability.returns.replay_lambda_returns`` (stop-gradient);
+    ``weight [N]`` drops terminal latents and the sequence's last step (no return).
+    """
+    logits = critic.apply(critic_params, feat)
+    per = twohot_loss(logits, jax.lax.stop_gradient(targets), bins)
+    return jnp.sum(weight * per) / jnp.maximum(jnp.sum(weight), 1.0)
+

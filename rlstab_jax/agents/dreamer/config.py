@@ -11,6 +11,7 @@ Each fix of field report 002_f727d2bd93148014.txt has its "off" (buggy) variant:
 * ``unimix``: 0.01 | 0 (no uniform mix). ``beta_rep``: 0.1 | 0.99 (report's audit).
 * ``wm_ac_ratio``: world-model updates per actor-critic update (report's ``wm_ac_ratio_4``).
 * ``agc``: adaptive gradient clipping ratio (0.3) | 0 (off).
+* ``replay_value``: critic also fitted to real-data returns of the replayed sequence | off.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class DreamerConfig:
       agc: adaptive-gradient-clipping ratio (0.3; <= 0 off). adam_eps: Adam/LaProp epsilon.
       slow_critic_tau: EMA rate of the slow critic (0.02).
       slow_critic_reg: weight of the regulariser pulling the critic towards the slow critic (1.0).
+      replay_value_scale: weight of the replay-value loss (0.3; used when ``replay_value``).
       retnorm_decay: EMA decay of the return percentiles (0.99).
       surprise_beta: EMA decay of the world-model surprise telemetry (0.99).
       min_std, max_std: std range of the continuous actor.
@@ -65,6 +67,11 @@ class DreamerConfig:
       return_norm: normalise advantages by the 5/95-percentile EMA range ``max(1, S)`` (off:
         raw advantages).
       slow_critic: keep an EMA slow critic as the critic's regulariser (off: none).
+      replay_value: also fit the critic to lambda returns of the *replayed* sequence (real
+        rewards and terminations, bootstrapped from the imagined returns;
+        ``stability.returns.replay_lambda_returns``), weighted by ``replay_value_scale``
+        (DreamerV3's replay-value loss, 0.3). Off: the critic learns from imagined rewards
+        only (field report 002's diagnosis of its collapse).
       optimizer: ``adam`` or ``laprop`` (DreamerV3's: RMS-normalise, then momentum;
         ``stability.optim.laprop``), after AGC, for world model, actor and critic.
     """
@@ -84,6 +91,7 @@ class DreamerConfig:
     adam_eps: float = hparam(1e-8)
     slow_critic_tau: float = hparam(0.02)
     slow_critic_reg: float = hparam(1.0)
+    replay_value_scale: float = hparam(0.3)
     retnorm_decay: float = hparam(0.99)
     surprise_beta: float = hparam(0.99)
     min_std: float = hparam(0.1)
@@ -109,6 +117,7 @@ class DreamerConfig:
     critic_target_stop_gradient: bool = True
     return_norm: bool = True
     slow_critic: bool = True
+    replay_value: bool = False
     optimizer: Literal["adam", "laprop"] = "adam"
 
     def validate(self) -> None:
