@@ -146,9 +146,14 @@ class WorldModel(nn.Module):
         """Posterior logits ``[..., C, K]`` of ``z`` given ``h`` and the observation."""
         return self._logits(self.post_net(jnp.concatenate([h, embed], -1)))
 
+    def reward_cont(self, feat: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """``feat [..., F]`` -> (reward logits ``[..., bins]``, continue logit ``[...]``); what
+        imagination needs (no decoding, which for pixels would be most of the cost)."""
+        return self.reward_head(feat), self.cont_head(feat)[..., 0]
+
     def heads(self, feat: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
         """``feat [..., F]`` -> (``decode(feat)``, reward logits ``[..., bins]``, cont logit)."""
-        return self.decode(feat), self.reward_head(feat), self.cont_head(feat)[..., 0]
+        return (self.decode(feat),) + self.reward_cont(feat)
 
     def __call__(self, obs: jax.Array, action: jax.Array) -> tuple[jax.Array, ...]:
         """Touches every submodule (used by ``init``)."""
