@@ -2,6 +2,8 @@
 
 The driver replays ``SeqBatch`` subsequences (``seq_len``), keeps the per-env RSSM latent as
 the recurrent carry and calls ``update`` every ``update_every`` env steps (the train ratio).
+Pixel observations (``agent.encoder=cnn``) stay uint8 in replay and in the batches; only the
+world model's CNN casts them to float.
 """
 
 from __future__ import annotations
@@ -91,14 +93,19 @@ def _module_norms(grads: Any) -> dict[str, jax.Array]:
 
 def make_agent(cfg: DreamerConfig, spec: EnvSpec) -> OffPolicyAgent:
     cfg.validate()
-    check_spec(spec)
+    check_spec(cfg, spec)
     discrete = spec.action_kind == "discrete"
     act_dim = spec.action_dim
     obs_dim = 1
     for d in spec.obs_shape:
         obs_dim *= d
     wm = WorldModel(obs_dim, act_dim, cfg.deter, cfg.stoch_groups, cfg.stoch_classes,
-                    cfg.hidden, cfg.layers, cfg.num_bins)
+                    cfg.hidden, cfg.layers, cfg.num_bins,
+                    encoder_kind=encoder_kind(cfg.encoder, spec),
+                    obs_shape=tuple(int(d) for d in spec.obs_shape),
+                    cnn_channels=tuple(cfg.cnn_channels), cnn_kernels=tuple(cfg.cnn_kernels),
+                    cnn_strides=tuple(cfg.cnn_strides), conv_impl=cfg.conv_impl)
+    obs_dtype = jnp.uint8 if spec.obs_dtype == "uint8" else jnp.float32
     actor = ActorNet(cfg.hidden, cfg.layers, act_dim, discrete)
     critic = CriticNet(cfg.hidden, cfg.layers, cfg.num_bins)
     bins = symexp_bins(cfg.num_bins, cfg.bins_low, cfg.bins_high)
@@ -112,7 +119,7 @@ def make_agent(cfg: DreamerConfig, spec: EnvSpec) -> OffPolicyAgent:
 
     def init(key, hp):
         k_wm, k_a, k_c = jax.random.split(key, 3)
-        obs = jnp.zeros((1,) + spec.obs_shape, jnp.float32)
+        obs = jnp.zeros((1,) + tuple(spec.obs_shape), obs_dtype)
         wm_params = wm.init(k_wm, obs, jnp.zeros((1, act_dim), jnp.float32))
         feat = jnp.zeros((1, feat_dim), jnp.float32)
         actor_params = actor.init(k_a, feat)
@@ -262,9 +269,33 @@ def make_agent(cfg: DreamerConfig, spec: EnvSpec) -> OffPolicyAgent:
                           takes_update_index=True)
 
 
-def check_spec(spec: EnvSpec) -> None:
-    """Dreamer here models vector observations (discrete or continuous actions)."""
-    if len(spec.obs_shape) != 1 or spec.obs_dtype == "uint8":
-        raise ConfigError(
-            f"agent.name=dreamer models vector observations; env {spec.env_id} has "
-            f"obs_shape={tuple(spec.obs_shape)} (pixel world model not built yet)")
+def _is_pixels(spec: EnvSpec) -> bool:
+    return len(spec.obs_shape) == 3 and spec.obs_dtype == "uint8"
+
+
+def encoder_kind(encoder: str, spec: EnvSpec) -> str:
+    """``agent.encoder`` resolved for ``spec``: ``auto`` is ``cnn`` for uint8 ``[H, W, C]``
+    observations and ``mlp`` otherwise; ``mlp`` and ``cnn`` are returned as they are."""
+    if encoder == "auto":
+        return "cnn" if _is_pixels(spec) else "mlp"
+    return encoder
+
+
+def check_spec(cfg: DreamerConfig, spec: EnvSpec) -> None:
+    """Reject observations the chosen encoder cannot model, with a one-line ``ConfigError``.
+
+    ``mlp`` reads float vectors ``[D]``; ``cnn`` reads uint8 pixels ``[H, W, C]`` (frame stacks
+    as extra channels). Discrete and continuous actions are both supported.
+    """
+    kind = encoder_kind(cfg.encoder, spec)
+    shape, dtype = tuple(spec.obs_shape), spec.obs_dtype
+    via = f" (agent.encoder=auto chose {kind!r})" if cfg.encoder == "auto" else ""
+    if kind == "mlp" and (len(shape) != 1 or dtype == "uint8"):
+        hint = ("; use agent.encoder=cnn (or auto) for pixels" if _is_pixels(spec)
+                else "; flatten them or use a vector-observation env")
+        raise ConfigError(f"agent.encoder='mlp'{via} models float vector observations [D], but "
+                          f"env {spec.env_id!r} has obs_shape={shape} dtype={dtype}{hint}")
+    if kind == "cnn" and not _is_pixels(spec):
+        raise ConfigError(f"agent.encoder='cnn' needs uint8 [H, W, C] pixel observations, but "
+                          f"env {spec.env_id!r} has obs_shape={shape} dtype={dtype}; use "
+                          f"agent.encoder=mlp (or auto)")

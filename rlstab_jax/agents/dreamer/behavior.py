@@ -84,8 +84,8 @@ def imagine(wm: WorldModel, wm_params: Any, actor: ActorNet, actor_params: Any, 
 def imagined_rewards(wm: WorldModel, wm_params: Any, feat: jax.Array, bins: jax.Array
                      ) -> tuple[jax.Array, jax.Array]:
     """Rewards ``r_t`` and continue probabilities ``c_t`` of ``s_t -> s_{t+1}``, ``[H, N]``."""
-    _, rew_logits, cont_logit = wm.apply(jax.lax.stop_gradient(wm_params), feat[1:],
-                                         method=WorldModel.heads)
+    rew_logits, cont_logit = wm.apply(jax.lax.stop_gradient(wm_params), feat[1:],
+                                      method=WorldModel.reward_cont)
     return twohot_decode_logits(rew_logits, bins), jax.nn.sigmoid(cont_logit)
 
 

@@ -21,6 +21,7 @@ from typing import Literal
 
 from rlstab_jax.config.errors import ConfigError
 from rlstab_jax.config.split import hparam
+from rlstab_jax.nn.conv import CONV_IMPLS
 from rlstab_jax.stability.kl import FREE_BITS_MODES
 from rlstab_jax.stability.returns import BOOTSTRAP_MODES
 
@@ -50,7 +51,16 @@ class DreamerConfig:
     Static:
       deter: GRU (deterministic state) width. stoch_groups, stoch_classes: C x K latent.
       hidden, layers: width/depth of every MLP (encoder, heads, actor, critic).
-      encoder: ``mlp`` (symlog'd state vectors; pixels are not supported yet).
+      encoder: ``mlp`` (MLP on symlog'd state vectors, symlog-MSE vector decoder) | ``cnn``
+        (uint8 ``[H, W, C]`` pixels: the GroupNorm ``nn.encoders.CNNEncoder`` and the mirrored
+        ``nn.decoders.CNNDecoder``, MSE on pixels scaled to [0, 1]) | ``auto`` (``cnn`` for
+        uint8 ``[H, W, C]`` observations, ``mlp`` otherwise).
+      cnn_channels, cnn_kernels, cnn_strides: conv stack of the pixel encoder (same lengths,
+        ``SAME`` padding); the decoder mirrors it. Default: DreamerV3's 16-32-64-128, kernel 4,
+        stride 2 (64x64 -> 4x4).
+      conv_impl: convolutions of the pixel encoder/decoder: ``auto`` (``matmul`` on CPU,
+        ``xla`` on GPU/TPU) | ``xla`` | ``matmul`` (``rlstab_jax/nn/conv.py``); same
+        parameters either way.
       num_bins, bins_low, bins_high: twohot bins ``symexp(linspace(low, high, num_bins))``.
       batch_size: replayed subsequences per update (B).
       seq_len: length of each replayed subsequence (T; report 002: 64, or 25 for throughput).
@@ -102,7 +112,11 @@ class DreamerConfig:
     stoch_classes: int = 32
     hidden: int = 256
     layers: int = 2
-    encoder: Literal["mlp"] = "mlp"
+    encoder: Literal["mlp", "cnn", "auto"] = "mlp"
+    cnn_channels: tuple[int, ...] = (16, 32, 64, 128)
+    cnn_kernels: tuple[int, ...] = (4, 4, 4, 4)
+    cnn_strides: tuple[int, ...] = (2, 2, 2, 2)
+    conv_impl: Literal["auto", "xla", "matmul"] = "auto"
     num_bins: int = 255
     bins_low: float = -20.0
     bins_high: float = 20.0
@@ -127,8 +141,18 @@ class DreamerConfig:
             raise _err("bootstrap", self.bootstrap, f"must be one of {BOOTSTRAP_MODES}")
         if self.optimizer not in ("adam", "laprop"):
             raise _err("optimizer", self.optimizer, "must be 'adam' or 'laprop'")
-        if self.encoder != "mlp":
-            raise _err("encoder", self.encoder, "must be 'mlp' (pixel world model not built yet)")
+        if self.encoder not in ("mlp", "cnn", "auto"):
+            raise _err("encoder", self.encoder, "must be one of ['mlp', 'cnn', 'auto']")
+        if self.conv_impl not in CONV_IMPLS:
+            raise _err("conv_impl", self.conv_impl, f"must be one of {list(CONV_IMPLS)}")
+        for key in ("cnn_channels", "cnn_kernels", "cnn_strides"):
+            v = getattr(self, key)
+            if not v or any(int(x) < 1 for x in v):
+                raise _err(key, v, "must be a non-empty list of positive integers")
+        if not len(self.cnn_channels) == len(self.cnn_kernels) == len(self.cnn_strides):
+            raise _err("cnn_kernels", self.cnn_kernels,
+                       f"must have one entry per agent.cnn_channels={self.cnn_channels}, as must "
+                       f"agent.cnn_strides={self.cnn_strides}")
         for key in ("deter", "stoch_groups", "stoch_classes", "hidden", "layers", "batch_size",
                     "seq_len", "horizon", "wm_ac_ratio"):
             if getattr(self, key) < 1:
@@ -156,9 +180,11 @@ class DreamerConfig:
             raise _err("min_std", self.min_std, f"must be in (0, agent.max_std={self.max_std}]")
 
     def architecture_keys(self) -> tuple[str, ...]:
-        # optimizer: Adam and LaProp states have different trees (a checkpoint cannot switch)
+        # optimizer: Adam and LaProp states have different trees (a checkpoint cannot switch);
+        # the conv stack sets the pixel encoder's and decoder's parameter shapes (conv_impl
+        # does not: both implementations share parameters).
         return ("deter", "stoch_groups", "stoch_classes", "hidden", "layers", "encoder",
-                "num_bins", "optimizer")
+                "cnn_channels", "cnn_kernels", "cnn_strides", "num_bins", "optimizer")
 
     @property
     def stoch(self) -> int:

@@ -20,10 +20,10 @@ import jax.numpy as jnp
 import optax
 
 from rlstab_jax.agents.base import SeqBatch
-from rlstab_jax.agents.dreamer.networks import WorldModel
+from rlstab_jax.agents.dreamer.networks import WorldModel, decoder_target
 from rlstab_jax.stability.categorical import straight_through_onehot, unimix_logits
 from rlstab_jax.stability.kl import kl_balance
-from rlstab_jax.stability.symlog import symlog, twohot_loss
+from rlstab_jax.stability.symlog import twohot_loss
 
 
 def sample_latent(key: jax.Array, logits: jax.Array, unimix: jax.Array
@@ -95,9 +95,11 @@ def wm_loss(params: Any, wm: WorldModel, seq: SeqBatch, key: jax.Array, hp: Any,
             discrete: bool, free_bits_mode: str) -> tuple[jax.Array, tuple[dict, dict]]:
     """DreamerV3 world-model loss on a sequence batch ``[B, T]``.
 
-    ``beta_pred * (symlog-MSE decoder + twohot reward + Bernoulli continue)`` plus KL balancing
+    ``beta_pred * (decoder + twohot reward + Bernoulli continue)`` plus KL balancing
     (``beta_dyn``, ``beta_rep``) with free bits in ``free_bits_mode`` (field report 002: the
     ``max`` form froze the prior; the straight-through form trains it below the threshold).
+    The decoder term is a squared error summed per observation: on ``symlog(obs)`` for
+    vectors, on pixels scaled to [0, 1] for ``encoder=cnn`` (``networks.decoder_target``).
 
     Returns:
       ``(loss, (metrics, states))``; ``states`` are the posterior latents (``h``, ``z``) the
@@ -106,8 +108,11 @@ def wm_loss(params: Any, wm: WorldModel, seq: SeqBatch, key: jax.Array, hp: Any,
     out = observe(wm, params, seq, key, hp["unimix"], discrete)
     feat = jnp.concatenate([out["h"], out["z"]], -1)
     dec, rew_logits, cont_logit = wm.apply(params, feat, method=WorldModel.heads)
-    target = symlog(seq.next_obs.reshape(seq.next_obs.shape[:2] + (-1,)).astype(jnp.float32))
-    dec_loss = jnp.mean(jnp.sum(jnp.square(dec - target), -1))
+    target = decoder_target(wm, seq.next_obs)
+    chex.assert_equal_shape([dec, target])
+    # squared error summed over one observation (every vector entry / every pixel and channel),
+    # averaged over the B x T steps
+    dec_loss = jnp.mean(jnp.sum(jnp.square(dec - target), axis=tuple(range(2, dec.ndim))))
     rew_loss = jnp.mean(twohot_loss(rew_logits, seq.reward.astype(jnp.float32), bins))
     cont_target = 1.0 - seq.terminated.astype(jnp.float32)
     cont_loss = jnp.mean(optax.sigmoid_binary_cross_entropy(cont_logit, cont_target))

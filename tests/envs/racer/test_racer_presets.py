@@ -32,7 +32,8 @@ def _random_progress(params, n_envs=32, n_steps=100):
     return float(jnp.mean(jax.vmap(run)(jax.random.split(jax.random.key(0), n_envs))))
 
 
-PRESETS = ["sac/racer", "tqc/racer", "droq/racer", "sac/racer_pixels"]
+PRESETS = ["sac/racer", "tqc/racer", "droq/racer", "sac/racer_pixels", "dreamer/racer",
+           "dreamer/racer_pixels"]
 
 
 def test_random_pedals_move_the_car_under_preset_kwargs():
