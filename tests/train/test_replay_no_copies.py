@@ -63,7 +63,8 @@ def test_gymnasium_step_has_no_copies_of_observation_arrays(tmp_path):
                     is_demo=np.zeros((1,), bool))
     msum = r._metric_template(st, hp)
     # carry=None: SAC is feedforward (a recurrent agent passes its pending carry here)
-    hlo = r._step.lower(st, row, obs, hp, msum, None, do_update=True).compile().as_text()
+    hlo = r._step.lower(st, row, obs, hp, msum, None, do_update=True,
+                        index=np.int32(0)).compile().as_text()
     assert f"{CAPACITY}" in hlo
     assert _copies(hlo, rf"[^\]]*\b{CAPACITY},\d+") == []
     r.venv.close()
