@@ -10,8 +10,8 @@ import pytest
 
 from rlstab_jax.agents.dreamer.agent import encoder_kind, make_agent
 from rlstab_jax.agents.dreamer.networks import WorldModel, decoder_target
-from rlstab_jax.agents.dreamer.testing import (CONTINUOUS_SPEC, PIXEL_SPEC, build, make_seq,
-                                               tiny_pixel_cfg)
+from rlstab_jax.agents.dreamer.testing import (CONTINUOUS_SPEC, DISCRETE_SPEC, PIXEL_SPEC, build,
+                                               make_seq, tiny_pixel_cfg)
 from rlstab_jax.config.errors import ConfigError
 from rlstab_jax.config.loader import load_config
 from rlstab_jax.config.split import extract_hparams
@@ -181,6 +181,10 @@ def test_conv_stack_is_part_of_the_architecture_fingerprint():
         changed = fp(f"agent.{key}={value}")
         assert changed[f"agent.{key}"] != base[f"agent.{key}"], key
     assert fp("agent.conv_impl=xla") == base  # same parameters either way
+    # A vector (mlp) run's fingerprint has no conv keys: its checkpoints from before the pixel
+    # encoder existed still resume.
+    vec = run_fingerprint(load_config("dreamer/cartpole", []), DISCRETE_SPEC, "jax")
+    assert not any(k.startswith("agent.cnn_") for k in vec)
 
 
 def test_racer_pixels_preset_runs_end_to_end(tmp_path):

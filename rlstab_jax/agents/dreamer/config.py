@@ -183,8 +183,13 @@ class DreamerConfig:
         # optimizer: Adam and LaProp states have different trees (a checkpoint cannot switch);
         # the conv stack sets the pixel encoder's and decoder's parameter shapes (conv_impl
         # does not: both implementations share parameters).
-        return ("deter", "stoch_groups", "stoch_classes", "hidden", "layers", "encoder",
-                "cnn_channels", "cnn_kernels", "cnn_strides", "num_bins", "optimizer")
+        # Vector-only (mlp) runs leave the conv keys out, so their checkpoints (written before
+        # the pixel encoder existed) keep resuming; auto may pick the CNN, so it keeps them.
+        keys = ("deter", "stoch_groups", "stoch_classes", "hidden", "layers", "encoder",
+                "num_bins", "optimizer")
+        if self.encoder == "mlp":
+            return keys
+        return keys + ("cnn_channels", "cnn_kernels", "cnn_strides")
 
     @property
     def stoch(self) -> int:
