@@ -56,8 +56,9 @@ class DreamerConfig:
         ``nn.decoders.CNNDecoder``, MSE on pixels scaled to [0, 1]) | ``auto`` (``cnn`` for
         uint8 ``[H, W, C]`` observations, ``mlp`` otherwise).
       cnn_channels, cnn_kernels, cnn_strides: conv stack of the pixel encoder (same lengths,
-        ``SAME`` padding); the decoder mirrors it. Default: DreamerV3's 16-32-64-128, kernel 4,
-        stride 2 (64x64 -> 4x4).
+        ``SAME`` padding); the decoder mirrors it. Default: a DreamerV3-style stack of
+        16-32-64-128 channels, kernel 4, stride 2 (64x64 -> 4x4); the CNN's embedding is
+        ``hidden`` wide.
       conv_impl: convolutions of the pixel encoder/decoder: ``auto`` (``matmul`` on CPU,
         ``xla`` on GPU/TPU) | ``xla`` | ``matmul`` (``rlstab_jax/nn/conv.py``); same
         parameters either way.
