@@ -112,6 +112,7 @@ def replay_lambda_returns(
     c = jnp.where(boundary, 0.0, 1.0 - terminated[1:].astype(boot.dtype))
     return lambda_returns(r, boot, c, gamma, lam, "next")
 
+
 def gae(
     rewards: jax.Array,
     values: jax.Array,

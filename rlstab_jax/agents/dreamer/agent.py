@@ -188,7 +188,8 @@ def make_agent(cfg: DreamerConfig, spec: EnvSpec) -> OffPolicyAgent:
             adv = rn.normalize_advantages(adv, retnorm)
         (_, a_metrics), a_grads = jax.value_and_grad(bh.actor_loss, has_aux=True)(
             state.actor_params, actor, feat, img["action"], adv, weight, hp, discrete)
-        rep_target, rep_weight = replay_targets(returns, rows, hp)
+        if cfg.replay_value:  # the real-data targets only when the loss uses them
+            rep_target, rep_weight = replay_targets(returns, rows, hp)
 
         def critic_total(params):
             loss, m = bh.critic_loss(params, critic, feat, rewards, conts, weight, slow_values,
