@@ -40,7 +40,8 @@ def _load():
     return os.getloadavg()[0]
 
 
-def ours_update(env: str, impl: str, repeats: int, batch: int = 128) -> dict:
+def ours_update(env: str, impl: str, repeats: int, batch: int = 128,
+                actor_features: str = "recompute") -> dict:
     import jax
     import jax.numpy as jnp
 
@@ -52,7 +53,8 @@ def ours_update(env: str, impl: str, repeats: int, batch: int = 128) -> dict:
     from rlstab_jax.envs.spec import EnvSpec
 
     preset, shape, env_id = PRESETS[env]
-    cfg = load_config(preset, [f"agent.conv_impl={impl}", f"agent.batch_size={batch}"]).agent
+    cfg = load_config(preset, [f"agent.conv_impl={impl}", f"agent.batch_size={batch}",
+                               f"agent.actor_features={actor_features}"]).agent
     spec = EnvSpec(env_id, shape, "uint8", "continuous", 3, (-1.0,) * 3, (1.0,) * 3,
                    ("steer", "gas", "brake"))
     agent = sac_agent.make_agent(cfg, spec)
@@ -65,8 +67,9 @@ def ours_update(env: str, impl: str, repeats: int, batch: int = 128) -> dict:
 
     def top(s, k):  # one critic + one actor step, no loop around them
         k1, k2 = jax.random.split(k)
-        s, m = sac_agent.critic_step(nets, names, s, b1, k1, hp)
-        s, m2 = sac_agent.actor_step(nets, names, s, b1.obs, k2, hp)
+        s, m, feats = sac_agent.critic_step_features(nets, s, b1, k1, hp)
+        s, m2 = sac_agent.actor_step(nets, names, s, b1.obs, k2, hp,
+                                     feats if actor_features == "reuse" else None)
         return s, {**m, **m2}
 
     def scanned(s, k):  # what the driver runs: agent.update scans over the U=1 updates
@@ -86,6 +89,7 @@ def ours_update(env: str, impl: str, repeats: int, batch: int = 128) -> dict:
         out[mode] = {"ms": 1e3 * statistics.median(ts), "ms_min": 1e3 * min(ts),
                      "first_call_s": compile_s}
     return {"side": "ours", "env": env, "conv_impl": impl, "batch": batch,
+            "actor_features": actor_features,
             "obs_shape": list(shape), "top_ms": out["top"]["ms"], "scan_ms": out["scan"]["ms"],
             "top_ms_min": out["top"]["ms_min"], "scan_ms_min": out["scan"]["ms_min"],
             "first_call_s": {m: round(v["first_call_s"], 1) for m, v in out.items()},
@@ -106,7 +110,7 @@ def ours_envstep(env: str, impl: str, steps: int) -> dict:
             f"train.total_steps={200 + chunk * (steps + 2)}"]
     cfg = load_config(preset, over)
     sess = build_session(cfg)
-    st, hp = sess.state, sess.hparams
+    st, hp = sess.place(sess.init_state()), sess.hparams
     t0 = time.perf_counter()
     # learning starts at 200: 4 chunks of 50 warm-up steps, then compile the learning chunk
     for _ in range(200 // chunk + 1):
@@ -133,10 +137,11 @@ def peer(script: str, env: str, repeats: int) -> dict:
 
 
 def save(rows: list[dict], out: Path) -> None:
-    """Merge ``rows`` into ``out`` by (side, section, env, conv_impl); called after every row."""
+    """Merge ``rows`` into ``out`` by (side, section, env, conv_impl, actor_features); called
+    after every row."""
     old = json.loads(out.read_text())["rows"] if out.exists() else []
     key = lambda r: (r.get("side"), r.get("section", "update"), r.get("env"),  # noqa: E731
-                     r.get("conv_impl"))
+                     r.get("conv_impl"), r.get("actor_features", "recompute"))
     merged = {key(r): r for r in old}
     merged.update({key(r): r for r in rows})
     out.parent.mkdir(exist_ok=True)
@@ -152,14 +157,16 @@ def main() -> None:
     ap.add_argument("--sections", default="update,torch,sb3,envstep")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--envstep-chunks", type=int, default=3)
+    ap.add_argument("--actor-features", default="recompute",
+                    help="comma list of agent.actor_features values for the update rows")
     ap.add_argument("--out", default=str(HERE / "results" / "pixel_speed.json"))
     args = ap.parse_args()
     sections = args.sections.split(",")
     rows = []
     for env in args.envs.split(","):
         for impl in args.impls.split(","):
-            if "update" in sections:
-                rows.append(ours_update(env, impl, args.repeats))
+            for feats in args.actor_features.split(",") if "update" in sections else ():
+                rows.append(ours_update(env, impl, args.repeats, actor_features=feats))
                 rows[-1].update(load=_load(), date=time.strftime("%Y-%m-%d %H:%M UTC",
                                                                  time.gmtime()))
                 print(json.dumps(rows[-1]), flush=True)

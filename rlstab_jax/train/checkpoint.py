@@ -18,6 +18,8 @@ records). Failures prevented:
   complete, so the previous step stays the latest; leftover tmp directories are deleted when the
   next store opens the directory;
 * losing the best policy when training later collapses (field report 003 §11D);
+* resident memory growing by one state's bytes per checkpoint manager (glibc keeps the
+  write buffers mapped; :mod:`rlstab_jax.train.host_memory` returns them after each write);
 * a damaged checkpoint (truncated data file, deleted ``_METADATA``, missing item directory)
   ending a resume although older good ones exist: :meth:`CheckpointStore.restore_newest_good`
   falls back to the newest checkpoint that restores and moves each damaged one to
@@ -40,6 +42,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from rlstab_jax.train import pytree_codec
+from rlstab_jax.train.host_memory import release_freed_memory
 from rlstab_jax.train.fingerprint import (
     CheckpointMismatchError,
     assert_same_fingerprint,
@@ -264,6 +267,11 @@ class CheckpointStore:
             meta["eval_return"] = eval_return
         items = {_STATE: ocp.args.PyTreeSave(values), _META: ocp.args.JsonSave(meta)}
         manager.save(slot, args=ocp.args.Composite(**items), force=True)
+        del values
+        if not self.async_save:
+            # The write's buffers are freed but glibc keeps them mapped: without this each
+            # manager kept ~1x the state resident for the rest of the run (host_memory.py).
+            release_freed_memory()
         self.last_refusal = None
         return True
 
@@ -371,6 +379,7 @@ class CheckpointStore:
         """Block until pending (async) writes are finalised."""
         self._periodic.wait_until_finished()
         self._best.wait_until_finished()
+        release_freed_memory()  # async writes' buffers (host_memory.py)
 
     def close(self) -> None:
         """Finish pending writes and release Orbax resources."""

@@ -116,13 +116,21 @@ def init_state(nets: SACNetworks, obs_example: jax.Array, key: jax.Array,
 def critic_step(nets: SACNetworks, names: tuple[str, ...], state: SACState, batch: Batch,
                 key: jax.Array, hp: HParams) -> tuple[SACState, dict[str, jax.Array]]:
     """One critic update on ``batch [B, ...]`` followed by the polyak target update."""
+    state, metrics, _ = critic_step_features(nets, state, batch, key, hp)
+    return state, metrics
+
+
+def critic_step_features(nets: SACNetworks, state: SACState, batch: Batch, key: jax.Array,
+                 hp: HParams) -> tuple[SACState, dict[str, jax.Array], Any]:
+    """``critic_step`` that also returns the shared encoder's ``(feats, z)`` of ``batch.obs``
+    (before this step's update) for ``actor_features="reuse"``."""
     cfg, opt = nets.cfg, _optimizer()
     k_target, k_drop = jax.random.split(key)
     alpha = losses.current_alpha(cfg, state.log_alpha, hp)
     target, next_logp = losses.compute_target(
         nets, state.actor_params, _shared(cfg, state.critic_params), state.target_critic_params,
         alpha, batch, k_target, hp)
-    (loss, q), grads = jax.value_and_grad(losses.critic_loss, has_aux=True)(
+    (loss, (q, feats)), grads = jax.value_and_grad(losses.critic_loss, has_aux=True)(
         state.critic_params, nets, batch, target, k_drop)
     grads, grad_norm = gradients.clip_by_global_norm_with_norm(grads, hp["critic_grad_clip"])
     opt_state = _with_hparams(state.critic_opt_state, hp["critic_lr"], hp)
@@ -132,12 +140,17 @@ def critic_step(nets: SACNetworks, names: tuple[str, ...], state: SACState, batc
     state = state.replace(critic_params=params, critic_opt_state=opt_state,
                           target_critic_params=target_params,
                           critic_steps=state.critic_steps + 1)
-    return state, critic_metrics(q, target, loss, grad_norm, batch, next_logp)
+    return state, critic_metrics(q, target, loss, grad_norm, batch, next_logp), feats
 
 
 def actor_step(nets: SACNetworks, names: tuple[str, ...], state: SACState, obs: jax.Array,
-               key: jax.Array, hp: HParams) -> tuple[SACState, dict[str, jax.Array]]:
-    """One actor update and (if learned) one alpha update with the floor applied after it."""
+               key: jax.Array, hp: HParams,
+               features: Any = None) -> tuple[SACState, dict[str, jax.Array]]:
+    """One actor update and (if learned) one alpha update with the floor applied after it.
+
+    ``features``: the critic step's ``(feats, z)`` of ``obs`` (``actor_features="reuse"``), so
+    the encoder does not run again; None encodes ``obs`` with the current shared encoder.
+    """
     cfg, opt = nets.cfg, _optimizer()
     alpha = losses.current_alpha(cfg, state.log_alpha, hp)
     shared = _shared(cfg, state.critic_params)
@@ -145,7 +158,8 @@ def actor_step(nets: SACNetworks, names: tuple[str, ...], state: SACState, obs: 
 
     def loss_fn(p):
         enc = p["encoder"] if _trains_encoder(cfg) else shared
-        return losses.actor_loss(p["actor"], enc, nets, state.critic_params, obs, alpha, key, hp)
+        return losses.actor_loss(p["actor"], enc, nets, state.critic_params, obs, alpha, key, hp,
+                                 features)
 
     (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(pi)
     grads, grad_norm = gradients.clip_by_global_norm_with_norm(grads, hp["actor_grad_clip"])
@@ -195,8 +209,11 @@ def update(nets: SACNetworks, names: tuple[str, ...], state: SACState, batch: Ba
     n_updates, delay = batch.reward.shape[0], nets.cfg.policy_delay
     skipped_before = _nonfinite_total(state)
 
+    reuse = nets.cfg.actor_features == "reuse"
+
     def c_step(s, xs):
-        return critic_step(nets, names, s, xs[0], xs[1], hp)
+        s, m, feats = critic_step_features(nets, s, xs[0], xs[1], hp)
+        return s, (m, feats if reuse else ())
 
     if n_updates % delay == 0:
         groups = n_updates // delay
@@ -206,8 +223,9 @@ def update(nets: SACNetworks, names: tuple[str, ...], state: SACState, batch: Ba
 
         def group(s, xs):
             g_batch, g_keys, a_key = xs
-            s, c_m = jax.lax.scan(c_step, s, (g_batch, g_keys))
-            s, a_m = actor_step(nets, names, s, g_batch.obs[-1], a_key, hp)
+            s, (c_m, feats) = jax.lax.scan(c_step, s, (g_batch, g_keys))
+            feats = jax.tree.map(lambda x: x[-1], feats) if reuse else None
+            s, a_m = actor_step(nets, names, s, g_batch.obs[-1], a_key, hp, feats)
             return s, (c_m, a_m)
 
         state, (c_m, a_m) = jax.lax.scan(group, state, (grouped, c_keys, keys[n_updates:]))
@@ -216,8 +234,9 @@ def update(nets: SACNetworks, names: tuple[str, ...], state: SACState, batch: Ba
         def step(s, xs):
             b, k = xs
             k_c, k_a = jax.random.split(k)
-            s, c_m = critic_step(nets, names, s, b, k_c, hp)
-            a_fn = lambda st: actor_step(nets, names, st, b.obs, k_a, hp)  # noqa: E731
+            s, (c_m, feats) = c_step(s, (b, k_c))
+            a_fn = lambda st: actor_step(nets, names, st, b.obs, k_a, hp,  # noqa: E731
+                                         feats if reuse else None)
             a_shape = jax.eval_shape(a_fn, s)[1]
             no_op = lambda st: (st, jax.tree.map(lambda m: jnp.zeros(m.shape, m.dtype),  # noqa
                                                  a_shape))

@@ -76,6 +76,13 @@ class SACConfig:
         shared encoder. Only meaningful with ``shared_encoder``: ``False`` without it is
         rejected (it would be bit-identical to ``True``: a separate actor encoder never
         sends gradient to the critic's).
+      actor_features: ``recompute`` (the actor step encodes ``obs`` again with the encoder the
+        critic step just updated) | ``reuse`` (the actor reads the critic step's own features
+        of the same ``obs``, gradient-stopped, as DrQ-v2 does: one encoder forward less per
+        update, 206 -> 182 ms for a CarRacing update on CPU, bench/README.md; the features are
+        one critic step older).
+        ``reuse`` needs ``shared_encoder`` and ``detach_actor_features`` (the actor's features
+        carry no gradient either way; report 001 §4).
       context_len: K past (obs, action) pairs for the context transformer (0 = off); the env
         must be wrapped with ``envs.wrappers.HistoryContext(env, K)``.
       context_dim, context_heads, context_layers: context transformer size (no dropout,
@@ -128,6 +135,7 @@ class SACConfig:
     conv_impl: Literal["auto", "xla", "matmul"] = "auto"
     shared_encoder: bool = False
     detach_actor_features: bool = True
+    actor_features: Literal["recompute", "reuse"] = "recompute"
     context_len: int = 0
     context_dim: int = 64
     context_heads: int = 4
@@ -222,6 +230,12 @@ class SACConfig:
                        "has no effect without agent.shared_encoder=true (the actor has its own "
                        "encoder, so no actor gradient can reach the critic's); set "
                        "agent.shared_encoder=true for the report 001 §4 off variant")
+        if self.actor_features == "reuse" and not (self.shared_encoder
+                                                   and self.detach_actor_features):
+            raise _err("actor_features", self.actor_features,
+                       "needs agent.shared_encoder=true and agent.detach_actor_features=true "
+                       "(only then are the critic's features the actor's, gradient-stopped); "
+                       "use agent.actor_features=recompute")
         if self.context_len and self.encoder == "cnn":
             raise _err("context_len", self.context_len,
                        "needs vector observations (agent.encoder=mlp); use 0 with pixels")

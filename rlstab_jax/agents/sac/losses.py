@@ -96,16 +96,23 @@ def compute_target(nets: SACNetworks, actor_params: Any, shared_enc: Any,
 
 
 def critic_loss(critic_params: Any, nets: SACNetworks, batch: Batch, target: jax.Array,
-                dropout_key: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Critic loss at ``(obs, action)``; returns ``(loss, q [N, B(, M)])`` (q for telemetry)."""
-    q = nets.q_values(critic_params, batch.obs, batch.action, dropout_key)
+                dropout_key: jax.Array) -> tuple[jax.Array, tuple[jax.Array, Any]]:
+    """Critic loss at ``(obs, action)``.
+
+    Returns:
+      ``(loss, (q [N, B(, M)], (feats, z)))``: q for telemetry, and the critic encoder's
+      features of ``batch.obs`` (``nets.encode``) for ``actor_features="reuse"``; XLA drops them
+      when unused.
+    """
+    feats, z = nets.encode(critic_params["encoder"], batch.obs)
+    q = nets.q_from_features(critic_params, feats, batch.action, dropout_key)
     loss = critic_regression_loss(nets.cfg, q, target)
-    return loss, q
+    return loss, (q, (feats, z))
 
 
 def actor_loss(actor_params: Any, shared_enc: Any, nets: SACNetworks, critic_params: Any,
                obs: jax.Array, alpha: jax.Array, key: jax.Array,
-               hp: HParams) -> tuple[jax.Array, dict[str, jax.Array]]:
+               hp: HParams, features: Any = None) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Policy loss ``mean_b(sum_d alpha_d logp_{b,d} - Q(s_b, a_b))`` with ``a ~ pi(.|s)``.
 
     Differentiable in ``actor_params`` and in the shared encoder ``shared_enc`` (``{}`` when
@@ -114,12 +121,22 @@ def actor_loss(actor_params: Any, shared_enc: Any, nets: SACNetworks, critic_par
     features, so the critic's encoder is trained by the critic loss alone (plus, in the
     non-detached off variant, the actor's own feature path).
 
+    ``features``: ``(feats, z)`` of ``obs`` already computed by the critic step's shared
+    encoder (``actor_features="reuse"``; one step older than the encoder after that step).
+    They are used gradient-stopped for both the actor and the Q path, and ``obs`` is not
+    encoded again. Only valid with ``shared_encoder`` and ``detach_actor_features``.
+
     Returns:
       ``(loss, aux)`` with ``aux = {"logp_per_dim" [B, D], "log_std" [B, D], "q_pi" [B]}``.
     """
     cfg = nets.cfg
     k_pi, k_drop = jax.random.split(key)
-    if cfg.shared_encoder:  # encode once; the Q path never trains the encoder here
+    if features is not None:
+        if not (cfg.shared_encoder and cfg.detach_actor_features):
+            raise ValueError("reused features need shared_encoder and detach_actor_features")
+        feats, z = jax.lax.stop_gradient(features)
+        q_feats = feats
+    elif cfg.shared_encoder:  # encode once; the Q path never trains the encoder here
         feats, z = nets.encode(shared_enc, obs)
         q_feats = jax.lax.stop_gradient(feats)
         if cfg.detach_actor_features:  # field report 001 §4-5
