@@ -65,8 +65,9 @@ def test_dreamer_preset_is_one_switch_per_variant():
     assert (base.free_bits_mode, base.bootstrap, base.return_norm,
             base.wm_ac_ratio) == ("straight_through", "next", True, 1)
     # pinned off as the grid was measured; the dreamer/cartpole preset itself has it on
-    assert base.replay_value is False
-    assert load_config("dreamer/cartpole", []).agent.replay_value is True
+    assert base.replay_value is False and base.actor_lr == 1e-4
+    preset = load_config("dreamer/cartpole", []).agent
+    assert preset.replay_value is True and preset.actor_lr == 3e-5
     flipped = {"free-bits-max": ("free_bits_mode", "max"),
                "bootstrap-current": ("bootstrap", "current"),
                "no-return-norm": ("return_norm", False), "wm-ac-4": ("wm_ac_ratio", 4)}
