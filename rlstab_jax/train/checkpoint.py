@@ -42,13 +42,13 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from rlstab_jax.train import pytree_codec
-from rlstab_jax.train.host_memory import release_freed_memory
 from rlstab_jax.train.fingerprint import (
     CheckpointMismatchError,
     assert_same_fingerprint,
     normalize_fingerprint,
     to_jsonable,
 )
+from rlstab_jax.train.host_memory import release_freed_memory
 
 __all__ = [
     "CheckpointDamagedError",
@@ -267,7 +267,6 @@ class CheckpointStore:
             meta["eval_return"] = eval_return
         items = {_STATE: ocp.args.PyTreeSave(values), _META: ocp.args.JsonSave(meta)}
         manager.save(slot, args=ocp.args.Composite(**items), force=True)
-        del values
         if not self.async_save:
             # The write's buffers are freed but glibc keeps them mapped: without this each
             # manager kept ~1x the state resident for the rest of the run (host_memory.py).

@@ -2,6 +2,8 @@
 less per update, issue 14) instead of encoding ``obs`` again; ``recompute`` is the off variant."""
 
 import re
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -85,3 +87,14 @@ def test_reuse_runs_one_encoder_forward_less(utd, delay):
 def test_reuse_needs_a_shared_detached_encoder(over):
     with pytest.raises(ConfigError, match="actor_features"):
         replace(REUSE, **over).validate()
+
+
+def test_cli_rejects_reuse_without_a_shared_encoder_in_one_line():
+    # sac/pendulum has no shared encoder: exit 2, one line naming the key, no traceback
+    p = subprocess.run([sys.executable, "-m", "rlstab_jax.train", "--config", "sac/pendulum",
+                        "agent.actor_features=reuse", "train.total_steps=10"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2, p.stderr
+    err = p.stderr.strip().splitlines()
+    assert len(err) == 1 and "agent.actor_features='reuse'" in err[0], p.stderr
+    assert "shared_encoder" in err[0] and "Traceback" not in p.stderr

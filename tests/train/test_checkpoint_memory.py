@@ -3,16 +3,19 @@
 
 from __future__ import annotations
 
+import ctypes.util
 import json
+import platform
 import subprocess
 import sys
 import textwrap
 
 import pytest
 
+from rlstab_jax.train import host_memory
 from rlstab_jax.train.host_memory import release_freed_memory, resident_bytes
 
-pytestmark = pytest.mark.skipif(resident_bytes() is None, reason="needs Linux /proc")
+GLIBC = platform.libc_ver()[0] == "glibc"
 
 # Runs in a fresh interpreter so the measurement sees only this state's allocations.
 SCRIPT = textwrap.dedent(
@@ -48,14 +51,21 @@ def _growth(tmp_path, mode: str, rows: int = 12000) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def test_release_freed_memory_is_safe_to_call():
-    assert release_freed_memory() in (True, False)
-    assert release_freed_memory() in (True, False)  # idempotent, no state
+def test_release_freed_memory_calls_malloc_trim_exactly_on_glibc(monkeypatch):
+    assert release_freed_memory() is GLIBC
+    # without a C library to load (musl-less stubs, Windows) it is a no-op returning False
+    monkeypatch.setattr(ctypes.util, "find_library", lambda name: None)
+    host_memory._malloc_trim.cache_clear()
+    try:
+        assert release_freed_memory() is False
+    finally:
+        host_memory._malloc_trim.cache_clear()
 
 
+@pytest.mark.skipif(not GLIBC or resident_bytes() is None,
+                    reason="the retention is glibc's and the measurement needs /proc")
 def test_periodic_and_best_saves_leave_no_state_copy_resident(tmp_path):
-    if not release_freed_memory():
-        pytest.skip("not glibc: no malloc_trim")
     r = _growth(tmp_path, "on")
-    # Before the fix each manager (periodic, best) kept ~1x the state: growth ~2x state.
+    # Before the fix each manager (periodic, best) kept ~1x the state: 0.83x measured with the
+    # fix switched off in this script ("off" mode).
     assert r["growth"] < 0.5 * r["state"], r

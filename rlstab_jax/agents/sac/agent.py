@@ -121,7 +121,7 @@ def critic_step(nets: SACNetworks, names: tuple[str, ...], state: SACState, batc
 
 
 def critic_step_features(nets: SACNetworks, state: SACState, batch: Batch, key: jax.Array,
-                 hp: HParams) -> tuple[SACState, dict[str, jax.Array], Any]:
+                         hp: HParams) -> tuple[SACState, dict[str, jax.Array], Any]:
     """``critic_step`` that also returns the shared encoder's ``(feats, z)`` of ``batch.obs``
     (before this step's update) for ``actor_features="reuse"``."""
     cfg, opt = nets.cfg, _optimizer()
@@ -213,7 +213,7 @@ def update(nets: SACNetworks, names: tuple[str, ...], state: SACState, batch: Ba
 
     def c_step(s, xs):
         s, m, feats = critic_step_features(nets, s, xs[0], xs[1], hp)
-        return s, (m, feats if reuse else ())
+        return s, (m, feats if reuse else None)
 
     if n_updates % delay == 0:
         groups = n_updates // delay
@@ -224,7 +224,7 @@ def update(nets: SACNetworks, names: tuple[str, ...], state: SACState, batch: Ba
         def group(s, xs):
             g_batch, g_keys, a_key = xs
             s, (c_m, feats) = jax.lax.scan(c_step, s, (g_batch, g_keys))
-            feats = jax.tree.map(lambda x: x[-1], feats) if reuse else None
+            feats = jax.tree.map(lambda x: x[-1], feats)  # the last critic step's batch
             s, a_m = actor_step(nets, names, s, g_batch.obs[-1], a_key, hp, feats)
             return s, (c_m, a_m)
 
@@ -235,8 +235,7 @@ def update(nets: SACNetworks, names: tuple[str, ...], state: SACState, batch: Ba
             b, k = xs
             k_c, k_a = jax.random.split(k)
             s, (c_m, feats) = c_step(s, (b, k_c))
-            a_fn = lambda st: actor_step(nets, names, st, b.obs, k_a, hp,  # noqa: E731
-                                         feats if reuse else None)
+            a_fn = lambda st: actor_step(nets, names, st, b.obs, k_a, hp, feats)  # noqa: E731
             a_shape = jax.eval_shape(a_fn, s)[1]
             no_op = lambda st: (st, jax.tree.map(lambda m: jnp.zeros(m.shape, m.dtype),  # noqa
                                                  a_shape))

@@ -131,9 +131,7 @@ def actor_loss(actor_params: Any, shared_enc: Any, nets: SACNetworks, critic_par
     """
     cfg = nets.cfg
     k_pi, k_drop = jax.random.split(key)
-    if features is not None:
-        if not (cfg.shared_encoder and cfg.detach_actor_features):
-            raise ValueError("reused features need shared_encoder and detach_actor_features")
+    if features is not None:  # SACConfig.validate: only with a shared, detached encoder
         feats, z = jax.lax.stop_gradient(features)
         q_feats = feats
     elif cfg.shared_encoder:  # encode once; the Q path never trains the encoder here
