@@ -76,9 +76,11 @@ def encoder(side: str) -> dict:
     import jax
     import jax.numpy as jnp
 
+    from rlstab_jax.nn import onednn
 
     obs = jax.random.randint(jax.random.key(0), (B, 96, 96, 3), 0, 256).astype(jnp.uint8)
-    return {impl: _jax_encoder(impl, obs) for impl in ("matmul", "xla")}
+    impls = ("matmul", "xla") + (("onednn",) if onednn.available() else ())
+    return {impl: _jax_encoder(impl, obs) for impl in impls}
 
 
 def _layer(side: str, m: int, k: int, n: int) -> list[float]:

@@ -26,11 +26,14 @@ xnnpack, oneDNN, fusion flags), nor NCHW, bfloat16 or matmul precision.
   first layer needs no gradient, and XLA removes that dead branch of the backward pass.
 
 Everything the backward pass runs is a ``dot_general``, a slice, a pad or an add, which XLA:CPU
-compiles the same way at top level and inside a loop. On GPU/TPU XLA's own convolutions are
-the better choice (cuDNN/TPU convolution units), so ``conv_impl="auto"`` selects this only on
-the CPU backend (``resolve_conv_impl``). Parameters are those of ``flax.linen.Conv`` (``kernel``
-``[k, k, C_in, C_out]``, ``bias [C_out]``, same initialisers and names), so the two
-implementations are interchangeable on the same parameters and checkpoints.
+compiles the same way at top level and inside a loop. On large frames the patches themselves
+cost more than the matmuls (CarRacing: ~136 MB per forward), which is what
+``conv_impl="onednn"`` (``nn/onednn``: oneDNN's direct kernels, no patches) removes where the
+optional oneDNN extra is installed. On GPU/TPU XLA's own convolutions are the better choice
+(cuDNN/TPU convolution units). ``conv_impl="auto"`` picks ``onednn``, else ``matmul``, on the
+CPU backend and ``xla`` elsewhere (``resolve_conv_impl``). Parameters are those of
+``flax.linen.Conv`` (``kernel`` ``[k, k, C_in, C_out]``, ``bias [C_out]``, same initialisers and
+names), so all implementations are interchangeable on the same parameters and checkpoints.
 """
 
 from __future__ import annotations
@@ -43,17 +46,38 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-ConvImpl = Literal["auto", "xla", "matmul"]
-CONV_IMPLS: tuple[str, ...] = ("auto", "xla", "matmul")
+ConvImpl = Literal["auto", "xla", "matmul", "onednn"]
+CONV_IMPLS: tuple[str, ...] = ("auto", "xla", "matmul", "onednn")
 
 
 def resolve_conv_impl(impl: str) -> str:
-    """``auto`` -> ``matmul`` on the CPU backend, ``xla`` on GPU/TPU; other values unchanged."""
+    """``auto`` -> on the CPU backend ``onednn`` where it is available (``nn/onednn``), else
+    ``matmul``; ``xla`` on GPU/TPU. Other values unchanged (``onednn`` needs the CPU backend)."""
     if impl not in CONV_IMPLS:
         raise ValueError(f"conv_impl={impl!r} must be one of {CONV_IMPLS}")
+    cpu = jax.default_backend() == "cpu"
     if impl == "auto":
-        return "matmul" if jax.default_backend() == "cpu" else "xla"
+        if not cpu:
+            return "xla"
+        from rlstab_jax.nn import onednn
+        return "onednn" if onednn.available() else "matmul"
+    if impl == "onednn" and not cpu:
+        raise ValueError(f"conv_impl='onednn' runs on the CPU backend only (this one is "
+                         f"{jax.default_backend()!r}); use 'auto' or 'xla'")
     return impl
+
+
+def conv_impl_problem(impl: str) -> str:
+    """Why ``impl`` cannot run here (``""`` when it can): for config validation, so a bad choice
+    is one clear line before anything compiles."""
+    if impl not in CONV_IMPLS:
+        return f"must be one of {list(CONV_IMPLS)}"
+    if impl != "onednn":
+        return ""
+    if jax.default_backend() != "cpu":
+        return f"runs on the CPU backend only (this one is {jax.default_backend()!r}); use 'auto'"
+    from rlstab_jax.nn import onednn
+    return "" if onednn.available() else f"is not available here: {onednn.unavailable_reason()}"
 
 
 def same_pads(size: int, k: int, s: int) -> tuple[int, int, int]:
@@ -145,7 +169,8 @@ class Conv2D(nn.Module):
     """Drop-in for ``nn.Conv(features, (k, k), strides=(s, s), padding=...)`` on NHWC input.
 
     ``impl``: ``xla`` (``nn.Conv``'s own ``lax`` convolution and autodiff), ``matmul``
-    (``conv2d`` above), ``auto`` (``resolve_conv_impl``). Parameter names, shapes and
+    (``conv2d`` above), ``onednn`` (``nn.onednn.conv2d``: oneDNN's direct kernels through an XLA
+    FFI call, CPU only), ``auto`` (``resolve_conv_impl``). Parameter names, shapes and
     initialisers equal ``nn.Conv``'s, so both impls apply to the same parameters.
     """
 
@@ -163,8 +188,12 @@ class Conv2D(nn.Module):
                             (k, k, x.shape[-1], self.features), jnp.float32)
         bias = self.param("bias", nn.initializers.zeros_init(), (self.features,), jnp.float32)
         x = x.astype(jnp.float32)
-        if resolve_conv_impl(self.impl) == "xla":
+        impl = resolve_conv_impl(self.impl)
+        if impl == "xla":
             y = _xla_conv(x, kernel, self.stride, self.padding)
+        elif impl == "onednn":
+            from rlstab_jax.nn import onednn
+            y = onednn.conv2d(x, kernel, self.stride, self.padding)
         else:
             y = conv2d(x, kernel, self.stride, self.padding, self.fwd)
         return y + bias

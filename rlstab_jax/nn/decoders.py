@@ -57,7 +57,8 @@ class CNNDecoder(nn.Module):
       channels, kernels, strides: the encoder's conv stack (same lengths as in
         ``CNNEncoder``); layer ``i`` of the decoder undoes encoder layer ``n - 1 - i``.
       activation: activation name (``silu`` as in the encoder).
-      conv_impl: ``auto`` | ``xla`` | ``matmul`` (``nn.conv.Conv2D``; same parameters for all).
+      conv_impl: ``auto`` | ``xla`` | ``matmul`` | ``onednn`` (``nn.conv.Conv2D``; same
+        parameters for all).
     """
 
     out_shape: tuple[int, int, int]

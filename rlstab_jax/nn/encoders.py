@@ -7,8 +7,9 @@ training and evaluation) and never BatchNorm.
 
 Convolutions go through ``nn.conv.Conv2D`` (``conv_impl``): on XLA:CPU the gradient of XLA's own
 convolution runs as naive loops inside ``lax.scan``/``cond``/``fori_loop`` (every update of this
-library runs there; ~16x slower than at the top level), so ``conv_impl="auto"`` uses a
-patches+matmul convolution with a hand-written VJP on CPU and XLA's convolution on GPU/TPU.
+library runs there; ~16x slower than at the top level), so ``conv_impl="auto"`` uses oneDNN's
+direct convolutions (``nn/onednn``, when the optional extra is installed) or a patches+matmul
+convolution with a hand-written VJP on CPU, and XLA's convolution on GPU/TPU.
 The why and the measurements are in ``rlstab_jax/nn/conv.py``.
 """
 
@@ -59,7 +60,8 @@ class CNNEncoder(nn.Module):
       feature_dim: output width.
       activation: activation name (``silu`` as in the report's CNN).
       pixel_scale: inputs are cast to float32 and multiplied by this (1/255 -> [0, 1]).
-      conv_impl: ``auto`` | ``xla`` | ``matmul`` (``nn.conv.Conv2D``; same parameters for all).
+      conv_impl: ``auto`` | ``xla`` | ``matmul`` | ``onednn`` (``nn.conv.Conv2D``; same
+        parameters for all).
     """
 
     channels: Sequence[int] = (32, 64, 64)

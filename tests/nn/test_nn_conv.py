@@ -13,29 +13,12 @@ import pytest
 from rlstab_jax.agents.sac.testing import tiny_cfg
 from rlstab_jax.config.errors import ConfigError
 from rlstab_jax.nn import CNNEncoder
+from rlstab_jax.nn import onednn
 from rlstab_jax.nn.conv import Conv2D, conv2d, resolve_conv_impl, same_pads
+from rlstab_jax.nn.testing import CONV_CASES, conv_data, conv_loss, conv_ref
 
-# (H, C_in, C_out, k, s, padding): sac/racer_pixels (4/2, 3/2, 3/1), its old 5/2 layer,
-# sac/carracing = the CNN defaults (8/4, 4/2, 3/1); odd sizes and VALID for the padding maths.
-CASES = [(16, 6, 8, 4, 2, "SAME"), (8, 8, 16, 3, 2, "SAME"), (4, 16, 16, 3, 1, "SAME"),
-         (12, 9, 4, 5, 2, "SAME"), (20, 3, 4, 8, 4, "SAME"), (9, 4, 6, 4, 2, "SAME"),
-         (7, 3, 5, 3, 2, "VALID"), (5, 2, 3, 2, 3, "SAME")]
-
-
-def _ref(x, w, s, pad):
-    return jax.lax.conv_general_dilated(x, w, (s, s), pad,
-                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
-
-
-def _data(h, c, o, k, seed=0, batch=2):
-    kx, kw = jax.random.split(jax.random.key(seed))
-    x = jax.random.normal(kx, (batch, h, h, c))
-    w = jax.random.normal(kw, (k, k, c, o)) / np.sqrt(k * k * c)
-    return x, w
-
-
-def _loss(conv, s, pad, d):
-    return lambda x, w: jnp.sum(jnp.tanh(conv(x, w)) * d)
+CASES = CONV_CASES
+_ref, _data = conv_ref, conv_data
 
 
 @pytest.mark.parametrize("case,fwd", [(c, "matmul") for c in CASES] + [(CASES[0], "xla")])
@@ -46,11 +29,11 @@ def test_values_and_grads_match_xla_conv_top_level_and_in_scan(case, fwd):
     d = jax.random.normal(jax.random.key(1), ref.shape)
     ours = lambda x, w: conv2d(x, w, s, pad, fwd)  # noqa: E731
     np.testing.assert_allclose(ours(x, w), ref, atol=1e-5)
-    g_ref = jax.grad(_loss(lambda a, b: _ref(a, b, s, pad), s, pad, d), (0, 1))(x, w)
-    g_top = jax.jit(jax.grad(_loss(ours, s, pad, d), (0, 1)))(x, w)
+    g_ref = jax.grad(conv_loss(lambda a, b: _ref(a, b, s, pad), d), (0, 1))(x, w)
+    g_top = jax.jit(jax.grad(conv_loss(ours, d), (0, 1)))(x, w)
 
     def body(carry, _):  # the gradient inside a scan body (a while loop in XLA)
-        return carry, jax.grad(_loss(ours, s, pad, d), (0, 1))(*carry)
+        return carry, jax.grad(conv_loss(ours, d), (0, 1))(*carry)
 
     _, g_scan = jax.jit(lambda x, w: jax.lax.scan(body, (x, w), None, length=2))(x, w)
     for got in (g_top, jax.tree.map(lambda a: a[-1], g_scan)):
@@ -64,8 +47,8 @@ def test_grads_under_vmap_match_per_member_grads():
     xs, ws = zip(*(_data(h, c, o, k, seed=i) for i in range(3)), strict=True)
     xs, ws = jnp.stack(xs), jnp.stack(ws)
     d = jax.random.normal(jax.random.key(5), _ref(xs[0], ws[0], s, pad).shape)
-    ours = jax.grad(_loss(lambda a, b: conv2d(a, b, s, pad), s, pad, d), (0, 1))
-    ref = jax.grad(_loss(lambda a, b: _ref(a, b, s, pad), s, pad, d), (0, 1))
+    ours = jax.grad(conv_loss(lambda a, b: conv2d(a, b, s, pad), d), (0, 1))
+    ref = jax.grad(conv_loss(lambda a, b: _ref(a, b, s, pad), d), (0, 1))
     got = jax.jit(jax.vmap(ours))(xs, ws)
     for i in range(3):
         want = ref(xs[i], ws[i])
@@ -99,7 +82,8 @@ def test_conv2d_module_has_nn_conv_params_and_impls_agree():
 
 
 def test_auto_resolves_on_backend_and_bad_values_fail_clearly():
-    want = "matmul" if jax.default_backend() == "cpu" else "xla"
+    cpu = jax.default_backend() == "cpu"
+    want = ("onednn" if onednn.available() else "matmul") if cpu else "xla"
     assert resolve_conv_impl("auto") == want and resolve_conv_impl("xla") == "xla"
     with pytest.raises(ValueError, match="conv_impl"):
         resolve_conv_impl("cudnn")

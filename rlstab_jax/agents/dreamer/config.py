@@ -21,7 +21,7 @@ from typing import Literal
 
 from rlstab_jax.config.errors import ConfigError
 from rlstab_jax.config.split import hparam
-from rlstab_jax.nn.conv import CONV_IMPLS
+from rlstab_jax.nn.conv import CONV_IMPLS, conv_impl_problem
 from rlstab_jax.stability.kl import FREE_BITS_MODES
 from rlstab_jax.stability.returns import BOOTSTRAP_MODES
 
@@ -59,9 +59,9 @@ class DreamerConfig:
         ``SAME`` padding); the decoder mirrors it. Default: a DreamerV3-style stack of
         16-32-64-128 channels, kernel 4, stride 2 (64x64 -> 4x4); the CNN's embedding is
         ``hidden`` wide.
-      conv_impl: convolutions of the pixel encoder/decoder: ``auto`` (``matmul`` on CPU,
-        ``xla`` on GPU/TPU) | ``xla`` | ``matmul`` (``rlstab_jax/nn/conv.py``); same
-        parameters either way.
+      conv_impl: convolutions of the pixel encoder/decoder: ``auto`` (on CPU ``onednn`` where
+        installed, else ``matmul``; ``xla`` on GPU/TPU) | ``xla`` | ``matmul`` | ``onednn``
+        (``rlstab_jax/nn/conv.py``, ``rlstab_jax/nn/onednn``); same parameters either way.
       num_bins, bins_low, bins_high: twohot bins ``symexp(linspace(low, high, num_bins))``.
       batch_size: replayed subsequences per update (B).
       seq_len: length of each replayed subsequence (T; report 002: 64, or 25 for throughput).
@@ -117,7 +117,7 @@ class DreamerConfig:
     cnn_channels: tuple[int, ...] = (16, 32, 64, 128)
     cnn_kernels: tuple[int, ...] = (4, 4, 4, 4)
     cnn_strides: tuple[int, ...] = (2, 2, 2, 2)
-    conv_impl: Literal["auto", "xla", "matmul"] = "auto"
+    conv_impl: Literal["auto", "xla", "matmul", "onednn"] = "auto"
     num_bins: int = 255
     bins_low: float = -20.0
     bins_high: float = 20.0
@@ -144,8 +144,10 @@ class DreamerConfig:
             raise _err("optimizer", self.optimizer, "must be 'adam' or 'laprop'")
         if self.encoder not in ("mlp", "cnn", "auto"):
             raise _err("encoder", self.encoder, "must be one of ['mlp', 'cnn', 'auto']")
-        if self.conv_impl not in CONV_IMPLS:
-            raise _err("conv_impl", self.conv_impl, f"must be one of {list(CONV_IMPLS)}")
+        problem = conv_impl_problem(self.conv_impl) if self.encoder != "mlp" else ""
+        if self.conv_impl not in CONV_IMPLS or problem:
+            raise _err("conv_impl", self.conv_impl,
+                       problem or f"must be one of {list(CONV_IMPLS)}")
         for key in ("cnn_channels", "cnn_kernels", "cnn_strides"):
             v = getattr(self, key)
             if not v or any(int(x) < 1 for x in v):

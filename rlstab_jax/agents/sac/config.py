@@ -16,6 +16,7 @@ from typing import Literal
 
 from rlstab_jax.config.errors import ConfigError
 from rlstab_jax.config.split import hparam
+from rlstab_jax.nn.conv import CONV_IMPLS, conv_impl_problem
 from rlstab_jax.nn.mlp import ACTIVATIONS
 
 
@@ -66,10 +67,12 @@ class SACConfig:
       encoder: ``mlp`` (vector obs) | ``cnn`` (pixels, GroupNorm; field report 001 §2).
       encoder_hidden: vector-encoder MLP widths (``()`` = identity).
       cnn_channels, cnn_kernels, cnn_strides, feature_dim: CNN layout.
-      conv_impl: CNN convolution: ``auto`` (``matmul`` on CPU, ``xla`` on GPU/TPU) | ``xla``
-        (XLA's conv; its gradient is ~16x slower inside ``lax.scan`` on XLA:CPU) |
-        ``matmul`` (patches + matmul with a hand-written VJP; ``rlstab_jax/nn/conv.py``).
-        Same parameters and values either way.
+      conv_impl: CNN convolution: ``auto`` (on CPU ``onednn`` where installed, else
+        ``matmul``; ``xla`` on GPU/TPU) | ``xla`` (XLA's conv; its gradient is ~16x slower
+        inside ``lax.scan`` on XLA:CPU) | ``matmul`` (patches + matmul with a hand-written VJP;
+        ``rlstab_jax/nn/conv.py``) | ``onednn`` (oneDNN's direct kernels, CPU only, needs
+        ``pip install 'rlstab_jax[onednn]'``; ``rlstab_jax/nn/onednn``). Same parameters and
+        values either way.
       shared_encoder: one encoder trained by the critic and read by the actor.
       detach_actor_features: the actor sees ``stop_gradient`` features and FiLM inputs
         (field report 001 §4-5); False is the off variant where actor gradients reach the
@@ -132,7 +135,7 @@ class SACConfig:
     cnn_kernels: tuple[int, ...] = (8, 4, 3)
     cnn_strides: tuple[int, ...] = (4, 2, 1)
     feature_dim: int = 256
-    conv_impl: Literal["auto", "xla", "matmul"] = "auto"
+    conv_impl: Literal["auto", "xla", "matmul", "onednn"] = "auto"
     shared_encoder: bool = False
     detach_actor_features: bool = True
     actor_features: Literal["recompute", "reuse"] = "recompute"
@@ -199,10 +202,13 @@ class SACConfig:
         choices = {"init_kind": ("lecun", "orthogonal"), "critic_kind": ("q", "tqc"),
                    "actor_q": ("min", "mean"), "std_head": ("decoupled", "coupled"),
                    "log_std_param": ("tanh", "clamp"), "alpha_mode": ("per_dim", "scalar"),
-                   "encoder": ("mlp", "cnn"), "conv_impl": ("auto", "xla", "matmul")}
+                   "encoder": ("mlp", "cnn"), "conv_impl": CONV_IMPLS}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise _err(key, getattr(self, key), f"must be one of {list(allowed)}")
+        problem = conv_impl_problem(self.conv_impl) if self.encoder == "cnn" else ""
+        if problem:
+            raise _err("conv_impl", self.conv_impl, problem)
         if self.n_critics < 1:
             raise _err("n_critics", self.n_critics, "must be >= 1")
         if not 0 <= self.critic_subset <= self.n_critics:
