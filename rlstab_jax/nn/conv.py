@@ -31,7 +31,8 @@ cost more than the matmuls (CarRacing: ~136 MB per forward), which is what
 ``conv_impl="onednn"`` (``nn/onednn``: oneDNN's direct kernels, no patches) removes where the
 optional oneDNN extra is installed. On GPU/TPU XLA's own convolutions are the better choice
 (cuDNN/TPU convolution units). ``conv_impl="auto"`` picks ``onednn``, else ``matmul``, on the
-CPU backend and ``xla`` elsewhere (``resolve_conv_impl``). Parameters are those of
+CPU backend (``matmul`` for tiny layers, where oneDNN's per-call cost dominates) and ``xla``
+elsewhere (``resolve_conv_impl``). Parameters are those of
 ``flax.linen.Conv`` (``kernel`` ``[k, k, C_in, C_out]``, ``bias [C_out]``, same initialisers and
 names), so all implementations are interchangeable on the same parameters and checkpoints.
 """
@@ -50,8 +51,16 @@ ConvImpl = Literal["auto", "xla", "matmul", "onednn"]
 CONV_IMPLS: tuple[str, ...] = ("auto", "xla", "matmul", "onednn")
 
 
-def resolve_conv_impl(impl: str) -> str:
-    """``auto`` -> on the CPU backend ``onednn`` where it is available (``nn/onednn``), else
+# ``auto`` on CPU keeps ``matmul`` for layers whose im2col patches per sample
+# (``Ho * Wo * k * k * C_in``) are below this: there oneDNN's per-call cost outweighs the patches
+# (bench/conv_layers.py, forward + both gradients in scan, batch 128: 4,608 -> matmul 0.9 ms vs
+# onednn 4.0 ms; 9,216 -> even; 16,384 and up -> onednn 1.5-4.5x faster).
+AUTO_ONEDNN_MIN_PATCH = 8192
+
+
+def resolve_conv_impl(impl: str, patch_per_sample: int | None = None) -> str:
+    """``auto`` -> on the CPU backend ``onednn`` where it is available (``nn/onednn``) and the
+    layer is not tiny (``patch_per_sample >= AUTO_ONEDNN_MIN_PATCH``, when given), else
     ``matmul``; ``xla`` on GPU/TPU. Other values unchanged (``onednn`` needs the CPU backend)."""
     if impl not in CONV_IMPLS:
         raise ValueError(f"conv_impl={impl!r} must be one of {CONV_IMPLS}")
@@ -59,6 +68,8 @@ def resolve_conv_impl(impl: str) -> str:
     if impl == "auto":
         if not cpu:
             return "xla"
+        if patch_per_sample is not None and patch_per_sample < AUTO_ONEDNN_MIN_PATCH:
+            return "matmul"
         from rlstab_jax.nn import onednn
         return "onednn" if onednn.available() else "matmul"
     if impl == "onednn" and not cpu:
@@ -188,7 +199,8 @@ class Conv2D(nn.Module):
                             (k, k, x.shape[-1], self.features), jnp.float32)
         bias = self.param("bias", nn.initializers.zeros_init(), (self.features,), jnp.float32)
         x = x.astype(jnp.float32)
-        impl = resolve_conv_impl(self.impl)
+        (_, _, out_h), (_, _, out_w) = _pads(x.shape, k, self.stride, self.padding)
+        impl = resolve_conv_impl(self.impl, out_h * out_w * k * k * x.shape[-1])
         if impl == "xla":
             y = _xla_conv(x, kernel, self.stride, self.padding)
         elif impl == "onednn":

@@ -17,7 +17,7 @@ import pytest
 from rlstab_jax.agents.sac.testing import tiny_cfg
 from rlstab_jax.config.errors import ConfigError
 from rlstab_jax.nn import CNNEncoder, onednn
-from rlstab_jax.nn.conv import resolve_conv_impl
+from rlstab_jax.nn.conv import AUTO_ONEDNN_MIN_PATCH, resolve_conv_impl
 from rlstab_jax.nn.onednn import build
 from rlstab_jax.nn.testing import CONV_CASES, conv_data, conv_loss, conv_ref
 
@@ -32,6 +32,22 @@ def test_builds_and_registers_here():
     assert onednn.available(), onednn.unavailable_reason()
     assert onednn.unavailable_reason() == ""
     assert resolve_conv_impl("auto") == "onednn" and resolve_conv_impl("onednn") == "onednn"
+
+
+def test_auto_keeps_matmul_for_tiny_layers_only():
+    small, large = AUTO_ONEDNN_MIN_PATCH - 1, AUTO_ONEDNN_MIN_PATCH
+    assert resolve_conv_impl("auto", small) == "matmul"
+    assert resolve_conv_impl("auto", large) == "onednn"
+    assert resolve_conv_impl("onednn", small) == "onednn"  # an explicit choice is kept
+    # the RacerPixels preset's CNN mixes both under auto and still equals XLA's conv
+    x = jax.random.uniform(jax.random.key(0), (2, 32, 32, 6)) * 255.0
+    enc = {impl: CNNEncoder((8, 16, 16), (4, 3, 3), (2, 2, 1), 16, conv_impl=impl)
+           for impl in ("xla", "auto")}
+    params = enc["xla"].init(jax.random.key(1), x)
+    jaxpr = str(jax.make_jaxpr(lambda p: enc["auto"].apply(p, x))(params))
+    assert jaxpr.count("RlstabConvForward") == 2  # 16x16x8 -> 8x8x16 (4,608) is matmul
+    np.testing.assert_allclose(enc["auto"].apply(params, x), enc["xla"].apply(params, x),
+                               atol=1e-5)
 
 
 @pytest.mark.parametrize("case", CASES)
