@@ -6,6 +6,7 @@
 // reordered to the layout oneDNN's kernel asks for (format_tag::any): it is small, the
 // activations are not copied at all. Why this exists: rlstab_jax/nn/onednn/__init__.py.
 #include <cstdint>
+#include <exception>
 #include <string>
 
 #include "dnnl.hpp"
@@ -59,6 +60,8 @@ ffi::Error Guarded(F&& body) {
   try {
     body();
   } catch (const dnnl::error& e) {
+    return ffi::Error(ffi::ErrorCode::kInternal, std::string("oneDNN convolution: ") + e.what());
+  } catch (const std::exception& e) {  // e.g. std::bad_alloc: never unwind into XLA
     return ffi::Error(ffi::ErrorCode::kInternal, std::string("oneDNN convolution: ") + e.what());
   }
   return ffi::Error::Success();
