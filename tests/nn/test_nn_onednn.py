@@ -6,7 +6,10 @@ seed axis, a sequential loop over the FFI call). The extra is part of ``[dev]``,
 x86-64 these tests fail (they do not skip) when the build does not work.
 """
 
+import os
 import platform
+import subprocess
+import sys
 import tempfile
 
 import jax
@@ -139,3 +142,15 @@ def test_unwritable_cache_falls_back_to_the_temporary_directory(tmp_path, monkey
     (tmp_path / "tmp").mkdir()
     got = build.library()
     assert got.parent == tmp_path / "tmp" / "rlstab_jax" / "onednn" and got.exists()
+
+
+def test_cli_names_the_missing_onednn_in_one_line(tmp_path):
+    env = {**os.environ, "RLSTAB_ONEDNN_ROOT": str(tmp_path), "RLSTAB_CACHE_DIR": str(tmp_path)}
+    p = subprocess.run([sys.executable, "-m", "rlstab_jax.train", "--config", "sac/racer_pixels",
+                        "agent.conv_impl=onednn", f"run.dir={tmp_path / 'run'}"],
+                       capture_output=True, text=True, timeout=300, env=env)
+    assert p.returncode == 2, p.stderr
+    err = p.stderr.strip().splitlines()
+    assert len(err) == 1 and "agent.conv_impl='onednn' is not available here" in err[0], p.stderr
+    assert "rlstab_jax[onednn]" in err[0] and "Traceback" not in p.stderr
+    assert not (tmp_path / "run").exists()  # nothing started, nothing written
