@@ -32,3 +32,19 @@ def conv_data(h, c, o, k, seed=0, batch=2):
 def conv_loss(conv, d):
     """``(x, w) -> sum(tanh(conv(x, w)) * d)``: every output position gets its own weight."""
     return lambda x, w: jnp.sum(jnp.tanh(conv(x, w)) * d)
+
+
+def assert_grads_match_top_level_and_in_scan(conv, x, w, d, g_ref):
+    """``jax.grad`` of ``conv_loss(conv, d)`` w.r.t. ``(x, w)`` equals ``g_ref`` as a top-level
+    jitted call and inside a ``lax.scan`` body (a while loop in XLA, where updates run)."""
+    grad = jax.grad(conv_loss(conv, d), (0, 1))
+    g_top = jax.jit(grad)(x, w)
+
+    def body(carry, _):
+        return carry, grad(*carry)
+
+    _, g_scan = jax.jit(lambda x, w: jax.lax.scan(body, (x, w), None, length=2))(x, w)
+    for got in (g_top, jax.tree.map(lambda a: a[-1], g_scan)):
+        for a, b in zip(got, g_ref, strict=True):
+            assert a.shape == b.shape
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

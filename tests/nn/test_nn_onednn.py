@@ -22,7 +22,13 @@ from rlstab_jax.config.errors import ConfigError
 from rlstab_jax.nn import CNNEncoder, onednn
 from rlstab_jax.nn.conv import AUTO_ONEDNN_MIN_PATCH, resolve_conv_impl
 from rlstab_jax.nn.onednn import build
-from rlstab_jax.nn.testing import CONV_CASES, conv_data, conv_loss, conv_ref
+from rlstab_jax.nn.testing import (
+    CONV_CASES,
+    assert_grads_match_top_level_and_in_scan,
+    conv_data,
+    conv_loss,
+    conv_ref,
+)
 
 pytestmark = pytest.mark.skipif(
     platform.system() != "Linux" or platform.machine() != "x86_64",
@@ -64,16 +70,7 @@ def test_values_and_grads_match_xla_conv_top_level_and_in_scan(case):
     assert got.shape == ref.shape and got.dtype == jnp.float32
     np.testing.assert_allclose(got, ref, atol=1e-5)
     g_ref = jax.grad(conv_loss(lambda a, b: _ref(a, b, s, pad), d), (0, 1))(x, w)
-    g_top = jax.jit(jax.grad(conv_loss(ours, d), (0, 1)))(x, w)
-
-    def body(carry, _):  # inside a scan body, where every update of the library runs
-        return carry, jax.grad(conv_loss(ours, d), (0, 1))(*carry)
-
-    _, g_scan = jax.jit(lambda x, w: jax.lax.scan(body, (x, w), None, length=2))(x, w)
-    for got in (g_top, jax.tree.map(lambda a: a[-1], g_scan)):
-        for a, b in zip(got, g_ref, strict=True):
-            assert a.shape == b.shape
-            np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    assert_grads_match_top_level_and_in_scan(ours, x, w, d, g_ref)
 
 
 def test_grads_under_vmap_match_per_member_grads():
