@@ -7,7 +7,12 @@ those, how many ended with the cart beyond the track edge (``|x| > 2.0`` just be
 the limit is 2.4) or the pole beyond ``--angle`` rad (limit 0.21), plus the mean ``|x|`` over
 the episodes.
 
-    python bench/cartpole_failure_modes.py RUN_DIR [--step 30000] [--episodes 20]
+``--values`` (agents whose ``act`` reports the critic's ``value``, e.g. Dreamer) adds, per seed,
+the greedy policy's critic value by cart position ``|x|`` beside the discounted return each state
+actually got (``(1 - gamma^(T - t)) / (1 - gamma)`` for an episode that ended at ``T``,
+``1 / (1 - gamma)`` for one still alive at 500): does the critic see the drift coming?
+
+    python bench/cartpole_failure_modes.py RUN_DIR [--step 30000] [--episodes 20] [--values]
 """
 
 from __future__ import annotations
@@ -27,8 +32,17 @@ from rlstab_jax.train.evaluate import init_carry
 from rlstab_jax.train.session import build_session
 
 
+X_EDGES = (0.0, 0.5, 1.0, 1.5, 2.0, 2.4)
+
+
 def play(agent, env, episodes: int, max_steps: int = 500):
-    """``(agent_state, key, hparams, deterministic) -> (returns [E], last [E, 2], |x| [E])``."""
+    """``(agent_state, key, hparams, deterministic) -> (returns [E], last [E, 2], |x| [E], trace)``.
+
+    ``trace``: per step ``x [T, E]``, ``live [T, E]`` (the state was part of the episode),
+    ``ended [T, E]`` (the episode terminated on this step, not truncated), and where the agent
+    reports them, the critic's ``value [T, E]`` (zeros otherwise) and ``cont_next [T, E]``, the
+    world model's continue probability for the next step (ones otherwise).
+    """
 
     def run(astate, key, hp, det):
         k_reset, k_loop = jax.random.split(key)
@@ -37,26 +51,61 @@ def play(agent, env, episodes: int, max_steps: int = 500):
         def body(c, _):
             es, obs, ret, done, key, rc, first, last, xsum, n = c
             key, ka, ke = jax.random.split(key, 3)
-            a, rc, _ = act_step(agent, astate, obs, ka, hp, det, rc, first)
+            a, rc, info = act_step(agent, astate, obs, ka, hp, det, rc, first)
             es2, obs2, r, term, trunc, _ = jax.vmap(env.step)(
                 jax.random.split(ke, episodes), es, a)
             live = ~done
+            trace = {"x": es.x, "live": live, "ended": live & term & ~trunc,
+                     "value": info.get("value", jnp.zeros(episodes)),
+                     "cont_next": info.get("cont_next", jnp.ones(episodes))}
             ret = ret + jnp.where(live, r, 0.0)
             ended = live & (term | trunc)
             last = jnp.where(ended[:, None], jnp.stack([es.x, es.theta], -1), last)
             xsum = xsum + jnp.where(live, jnp.abs(es.x), 0.0)
             n = n + live
             return (es2, obs2, ret, done | term | trunc, key, rc, term | trunc, last, xsum,
-                    n), None
+                    n), trace
 
         z = jnp.zeros(episodes)
         init = (es, obs, z, jnp.zeros(episodes, bool), k_loop, init_carry(agent, episodes),
                 jnp.ones(episodes, bool), jnp.zeros((episodes, 2)), z, z)
-        (_, _, ret, _, _, _, _, last, xsum, n), _ = jax.lax.scan(body, init, None,
-                                                                 length=max_steps)
-        return ret, last, xsum / jnp.maximum(n, 1.0)
+        (_, _, ret, _, _, _, _, last, xsum, n), trace = jax.lax.scan(body, init, None,
+                                                                     length=max_steps)
+        return ret, last, xsum / jnp.maximum(n, 1.0), trace
 
     return jax.jit(jax.vmap(run, in_axes=(0, 0, 0, None)), static_argnums=3)
+
+
+def realised_returns(live: np.ndarray, ended: np.ndarray, gamma: float) -> np.ndarray:
+    """Discounted return each state got, ``[T, E]``: ``(1 - gamma^(T_end - t)) / (1 - gamma)``
+    for an episode that terminated at ``T_end``, ``1 / (1 - gamma)`` for one that did not."""
+    steps = live.shape[0]
+    t = np.arange(steps)[:, None]
+    term = ended.any(0)
+    t_end = np.where(term, ended.argmax(0) + 1, np.inf)[None, :]
+    return (1.0 - gamma ** (t_end - t)) / (1.0 - gamma)
+
+
+def value_table(trace: dict, gamma: float, seeds: int) -> list[str]:
+    """Markdown rows: per seed and ``|x|`` bucket, states, mean critic value, mean realised
+    return, and the mean ``cont_next`` (on every step; on the steps that terminated)."""
+    rows = ["| seed | abs(x) | states | critic value | realised return | value - realised "
+            "| cont_next | cont_next where it ended |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for s in range(seeds):
+        live, x = trace["live"][s], np.abs(trace["x"][s])
+        g = realised_returns(live, trace["ended"][s], gamma)
+        for lo, hi in zip(X_EDGES[:-1], X_EDGES[1:]):
+            m = live & (x >= lo) & (x < hi)
+            if m.sum() == 0:
+                continue
+            v, r = trace["value"][s][m].mean(), g[m].mean()
+            c = trace["cont_next"][s]
+            end = m & trace["ended"][s]
+            c_end = f"{c[end].mean():.3f} ({int(end.sum())})" if end.any() else "-"
+            rows.append(f"| {s} | {lo:.1f}-{hi:.1f} | {int(m.sum())} | {v:.1f} | {r:.1f} | "
+                        f"{v - r:+.1f} | {c[m].mean():.3f} | {c_end} |")
+    return rows
 
 
 def main() -> None:
@@ -65,6 +114,8 @@ def main() -> None:
     ap.add_argument("--step", type=int, default=None, help="checkpoint step (default newest)")
     ap.add_argument("--episodes", type=int, default=20)
     ap.add_argument("--angle", type=float, default=0.18)
+    ap.add_argument("--values", action="store_true",
+                    help="critic value vs realised return by cart position (greedy policy)")
     a = ap.parse_args()
     run_dir = Path(a.run)
     cfg = load_config(str(run_dir / "config.yaml"), [])
@@ -80,14 +131,24 @@ def main() -> None:
     print("| policy | seed | mean return | ended < 500 | cart off track | pole fell "
           "| mean abs(x) |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
+    greedy_trace = None
     for det in (True, False):
-        ret, last, xmean = (np.asarray(x) for x in fn(state.agent, keys, sess.hparams, det))
+        ret, last, xmean, trace = fn(state.agent, keys, sess.hparams, det)
+        ret, last, xmean = np.asarray(ret), np.asarray(last), np.asarray(xmean)
+        if det:
+            greedy_trace = jax.tree.map(np.asarray, trace)
         for s in range(sess.n_seeds):
             failed = ret[s] < 500
             cart = int((np.abs(last[s, failed, 0]) > 2.0).sum())
             pole = int((np.abs(last[s, failed, 1]) > a.angle).sum())
             print(f"| {'greedy' if det else 'sampled'} | {s} | {ret[s].mean():.1f} | "
                   f"{int(failed.sum())} | {cart} | {pole} | {xmean[s].mean():.2f} |")
+    if a.values:
+        gamma = getattr(cfg.agent, "gamma", None)
+        if gamma is None or not np.any(greedy_trace["value"]):
+            raise SystemExit(f"{cfg.agent.name} reports no critic value from act (--values)")
+        print(f"\nGreedy policy, critic value by cart position (gamma {gamma}):")
+        print("\n".join(value_table(greedy_trace, float(gamma), sess.n_seeds)))
 
 
 if __name__ == "__main__":

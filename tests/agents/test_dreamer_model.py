@@ -220,3 +220,41 @@ def test_replay_value_loss_is_logged_and_changes_only_the_critic_update():
     diff = jax.tree.map(lambda a, b: float(jnp.abs(a - b).max()), off_s.critic_params,
                         on_s.critic_params)
     assert max(jax.tree.leaves(diff)) > 0
+
+
+def test_cont_terminal_weight_changes_only_the_continue_head_gradient():
+    """``cont_terminal_weight`` (``stability.termination``) inside the real world-model loss:
+    with terminal steps in the batch it changes the continue head's gradient and nothing
+    else's; without any it changes nothing; ``wm/terminals`` counts them."""
+    _, hp, state = build(CFG)
+    wm, _, _ = _nets()
+    bins = symexp_bins(CFG.num_bins, CFG.bins_low, CFG.bins_high)
+
+    def grads(seq, weight):
+        h = dict(hp, cont_terminal_weight=jnp.float32(weight))
+        g, (m, _) = jax.grad(wm_loss, has_aux=True)(state.wm_params, wm, seq,
+                                                    jax.random.key(0), h, bins, True,
+                                                    "straight_through")
+        return g["params"], m
+
+    ends = make_seq(DISCRETE_SPEC, B, T, seed=4, ends=((0, 2), (2, 5)))
+    g1, m1 = grads(ends, 1.0)
+    g30, m30 = grads(ends, 30.0)
+    assert float(m1["wm/terminals"]) == 2.0 and 0.0 <= float(m1["wm/terminal_recall"]) <= 1.0
+    diff = jax.tree.map(lambda a, b: float(jnp.abs(a - b).max()), g1, g30)
+    assert max(jax.tree.leaves(diff["cont_head"])) > 1e-6
+    for name in ("decoder", "reward_head", "prior_net"):
+        assert max(jax.tree.leaves(diff[name])) == 0.0, name
+    none = make_seq(DISCRETE_SPEC, B, T, seed=4)
+    chex.assert_trees_all_close(grads(none, 1.0)[0], grads(none, 30.0)[0])
+
+
+def test_act_reports_the_critic_value_and_next_continue_probability():
+    agent, hp, state = build(CFG)
+    n = 3
+    obs = jnp.asarray(np.random.default_rng(0).normal(size=(n, 4)), jnp.float32)
+    _, _, info = act_step(agent, state, obs, jax.random.key(1), hp, True,
+                          agent.init_carry(n), jnp.ones(n, bool))
+    chex.assert_shape([info["value"], info["cont_next"]], (n,))
+    assert np.all(np.isfinite(info["value"]))
+    assert np.all((info["cont_next"] >= 0) & (info["cont_next"] <= 1))

@@ -44,6 +44,10 @@ class DreamerConfig:
       slow_critic_tau: EMA rate of the slow critic (0.02).
       slow_critic_reg: weight of the regulariser pulling the critic towards the slow critic (1.0).
       replay_value_scale: weight of the replay-value loss (0.3; used when ``replay_value``).
+      cont_terminal_weight: weight of a terminal step relative to a non-terminal one in the
+        continue head's loss (``stability.termination.terminal_weighted_bce``; 1 = DreamerV3's
+        plain mean). Above 1 keeps rare terminations (a solved CartPole's cart leaving the
+        track) from being outvoted, so imagination sees them.
       retnorm_decay: EMA decay of the return percentiles (0.99).
       surprise_beta: EMA decay of the world-model surprise telemetry (0.99).
       min_std, max_std: std range of the continuous actor.
@@ -103,6 +107,7 @@ class DreamerConfig:
     slow_critic_tau: float = hparam(0.02)
     slow_critic_reg: float = hparam(1.0)
     replay_value_scale: float = hparam(0.3)
+    cont_terminal_weight: float = hparam(1.0)
     retnorm_decay: float = hparam(0.99)
     surprise_beta: float = hparam(0.99)
     min_std: float = hparam(0.1)
@@ -176,6 +181,8 @@ class DreamerConfig:
             raise _err("lam", self.lam, "must be in [0, 1]")
         if not 0.0 <= self.unimix <= 1.0:
             raise _err("unimix", self.unimix, "must be in [0, 1]")
+        if self.cont_terminal_weight < 0:
+            raise _err("cont_terminal_weight", self.cont_terminal_weight, "must be >= 0")
         for key in ("wm_lr", "actor_lr", "critic_lr"):
             if getattr(self, key) <= 0:
                 raise _err(key, getattr(self, key), "must be > 0")

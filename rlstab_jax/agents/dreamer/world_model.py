@@ -17,13 +17,13 @@ from typing import Any
 import chex
 import jax
 import jax.numpy as jnp
-import optax
 
 from rlstab_jax.agents.base import SeqBatch
 from rlstab_jax.agents.dreamer.networks import WorldModel, decoder_target
 from rlstab_jax.stability.categorical import straight_through_onehot, unimix_logits
 from rlstab_jax.stability.kl import kl_balance
 from rlstab_jax.stability.symlog import twohot_loss
+from rlstab_jax.stability.termination import terminal_recall, terminal_weighted_bce
 
 
 def sample_latent(key: jax.Array, logits: jax.Array, unimix: jax.Array
@@ -98,6 +98,8 @@ def wm_loss(params: Any, wm: WorldModel, seq: SeqBatch, key: jax.Array, hp: Any,
     ``beta_pred * (decoder + twohot reward + Bernoulli continue)`` plus KL balancing
     (``beta_dyn``, ``beta_rep``) with free bits in ``free_bits_mode`` (field report 002: the
     ``max`` form froze the prior; the straight-through form trains it below the threshold).
+    The continue term weighs terminal steps ``cont_terminal_weight`` times
+    (``stability.termination``; 1 = the plain mean).
     The decoder term is a squared error summed per observation: on ``symlog(obs)`` for
     vectors, on pixels scaled to [0, 1] for ``encoder=cnn`` (``networks.decoder_target``).
 
@@ -115,7 +117,8 @@ def wm_loss(params: Any, wm: WorldModel, seq: SeqBatch, key: jax.Array, hp: Any,
     dec_loss = jnp.mean(jnp.sum(jnp.square(dec - target), axis=tuple(range(2, dec.ndim))))
     rew_loss = jnp.mean(twohot_loss(rew_logits, seq.reward.astype(jnp.float32), bins))
     cont_target = 1.0 - seq.terminated.astype(jnp.float32)
-    cont_loss = jnp.mean(optax.sigmoid_binary_cross_entropy(cont_logit, cont_target))
+    cont_loss = terminal_weighted_bce(cont_logit, seq.terminated, hp["cont_terminal_weight"])
+    recall, n_term = terminal_recall(cont_logit, seq.terminated)
     kl_loss, kl_metrics = kl_balance(out["post"], out["prior"], hp["beta_dyn"], hp["beta_rep"],
                                      hp["free_bits"], free_bits_mode)
     loss = hp["beta_pred"] * (dec_loss + rew_loss + cont_loss) + kl_loss
@@ -128,6 +131,8 @@ def wm_loss(params: Any, wm: WorldModel, seq: SeqBatch, key: jax.Array, hp: Any,
         "wm/prior_entropy": jnp.mean(categorical_entropy(out["prior"])),
         "wm/post_entropy": jnp.mean(categorical_entropy(out["post"])),
         "wm/continue_acc": jnp.mean(((cont_logit > 0) == (cont_target > 0.5)).astype(jnp.float32)),
+        "wm/terminal_recall": recall,
+        "wm/terminals": n_term,
     }
     metrics.update(kl_metrics)
     states = {"h": sg(out["h"]), "z": sg(out["z"])}
