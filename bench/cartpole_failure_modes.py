@@ -12,7 +12,13 @@ the greedy policy's critic value by cart position ``|x|`` beside the discounted 
 actually got (``(1 - gamma^(T - t)) / (1 - gamma)`` for an episode that ended at ``T``,
 ``1 / (1 - gamma)`` for one still alive at 500): does the critic see the drift coming?
 
+``--imagine K`` (Dreamer) rolls the world model's prior open-loop for ``K`` steps from every 25th
+step of the greedy episodes, with the greedy actor choosing the actions, and compares the decoded
+cart position with the real one ``K`` steps later: does imagination drift the cart as the real
+episode does, or does the model keep it centred (dynamics the actor can exploit)?
+
     python bench/cartpole_failure_modes.py RUN_DIR [--step 30000] [--episodes 20] [--values]
+        [--imagine 50]
 """
 
 from __future__ import annotations
@@ -55,7 +61,7 @@ def play(agent, env, episodes: int, max_steps: int = 500):
             es2, obs2, r, term, trunc, _ = jax.vmap(env.step)(
                 jax.random.split(ke, episodes), es, a)
             live = ~done
-            trace = {"x": es.x, "live": live, "ended": live & term & ~trunc,
+            trace = {"x": es.x, "live": live, "ended": live & term & ~trunc, "carry": rc,
                      "value": info.get("value", jnp.zeros(episodes)),
                      "cont_next": info.get("cont_next", jnp.ones(episodes))}
             ret = ret + jnp.where(live, r, 0.0)
@@ -108,12 +114,74 @@ def value_table(trace: dict, gamma: float, seeds: int) -> list[str]:
     return rows
 
 
+def open_loop(cfg, spec, horizon: int):
+    """``(agent_state, h [seeds, N, D], z [seeds, N, Z], hparams) -> x [seeds, horizon, N]``:
+    the cart position the world model decodes after each of ``horizon`` prior steps (mode
+    latents), the greedy actor acting on the imagined latents."""
+    from rlstab_jax.agents.dreamer.agent import build_networks
+    from rlstab_jax.agents.dreamer.behavior import sample_action
+    from rlstab_jax.agents.dreamer.networks import WorldModel
+    from rlstab_jax.agents.dreamer.world_model import encode_action, mode_latent
+    from rlstab_jax.stability.symlog import symexp
+
+    wm, actor, _, _ = build_networks(cfg.agent, spec)
+    discrete = spec.action_kind == "discrete"
+
+    def run(astate, h, z, hp):
+        p = astate.wm_params
+
+        def step(c, _):
+            h, z = c
+            out = actor.apply(astate.actor_params, jnp.concatenate([h, z], -1))
+            a = sample_action(jax.random.key(0), out, hp, discrete, True)
+            g = wm.apply(p, h, z, encode_action(a, discrete, spec.action_dim),
+                         method=WorldModel.step)
+            z2 = mode_latent(wm.apply(p, g, method=WorldModel.prior))
+            x = symexp(wm.apply(p, jnp.concatenate([g, z2], -1), method=WorldModel.decode)[..., 0])
+            return (g, z2), x
+
+        return jax.lax.scan(step, (h, z), None, length=horizon)[1]
+
+    return jax.jit(jax.vmap(run))
+
+
+def imagine_table(trace: dict, fn, astate, hparams, horizon: int, seeds: int) -> list[str]:
+    """Markdown rows per seed: from every 25th step whose episode is still alive ``horizon``
+    steps later, the real and the imagined move of the cart towards the nearer edge
+    (``sign(x_t) * (x_{t+K} - x_t)``) and the mean ``|x_imagined - x_real|`` at ``t + K``."""
+    live, x = trace["live"], trace["x"]  # [S, T, E]
+    steps = x.shape[1]
+    starts = list(range(0, steps - horizon, 25))
+    rows = [f"| seed | starts | real move to the edge in {horizon} steps | imagined move | "
+            f"mean abs(imagined x - real x) |", "| --- | --- | --- | --- | --- |"]
+    h, z = trace["carry"].h, trace["carry"].z  # [S, T, E, D]
+    hs = np.stack([h[:, t] for t in starts], 1)  # [S, n, E, D]
+    zs = np.stack([z[:, t] for t in starts], 1)
+    s_, n, e = hs.shape[:3]
+    xi = np.asarray(fn(astate, jnp.asarray(hs.reshape(s_, n * e, -1)),
+                       jnp.asarray(zs.reshape(s_, n * e, -1)), hparams))[:, -1].reshape(s_, n, e)
+    for s in range(seeds):
+        x0 = np.stack([x[s, t] for t in starts])
+        xr = np.stack([x[s, t + horizon] for t in starts])
+        ok = np.stack([live[s, t + horizon] for t in starts])
+        if not ok.any():
+            rows.append(f"| {s} | 0 | - | - | - |")
+            continue
+        sign = np.sign(x0)
+        real, imag = (sign * (xr - x0))[ok], (sign * (xi[s] - x0))[ok]
+        rows.append(f"| {s} | {int(ok.sum())} | {real.mean():+.3f} | {imag.mean():+.3f} | "
+                    f"{np.abs(xi[s] - xr)[ok].mean():.3f} |")
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("run")
     ap.add_argument("--step", type=int, default=None, help="checkpoint step (default newest)")
     ap.add_argument("--episodes", type=int, default=20)
     ap.add_argument("--angle", type=float, default=0.18)
+    ap.add_argument("--imagine", type=int, default=0, metavar="K",
+                    help="open-loop imagination K steps vs the real cart (Dreamer)")
     ap.add_argument("--values", action="store_true",
                     help="critic value vs realised return by cart position (greedy policy)")
     a = ap.parse_args()
@@ -146,9 +214,17 @@ def main() -> None:
     if a.values:
         gamma = getattr(cfg.agent, "gamma", None)
         if gamma is None or not np.any(greedy_trace["value"]):
-            raise SystemExit(f"{cfg.agent.name} reports no critic value from act (--values)")
+            raise SystemExit(f"{type(cfg.agent).__name__} reports no critic value from act "
+                             "(--values)")
         print(f"\nGreedy policy, critic value by cart position (gamma {gamma}):")
         print("\n".join(value_table(greedy_trace, float(gamma), sess.n_seeds)))
+    if a.imagine:
+        if type(cfg.agent).__name__ != "DreamerConfig":
+            raise SystemExit(f"--imagine needs a dreamer run, not {type(cfg.agent).__name__}")
+        fn = open_loop(cfg, sess.spec, a.imagine)
+        print(f"\nGreedy episodes, world model open-loop for {a.imagine} steps:")
+        print("\n".join(imagine_table(greedy_trace, fn, state.agent, sess.hparams, a.imagine,
+                                       sess.n_seeds)))
 
 
 if __name__ == "__main__":

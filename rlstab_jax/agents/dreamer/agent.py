@@ -91,24 +91,34 @@ def _module_norms(grads: Any) -> dict[str, jax.Array]:
             for name, mods in _WM_MODULES.items()}
 
 
-def make_agent(cfg: DreamerConfig, spec: EnvSpec) -> OffPolicyAgent:
-    cfg.validate()
-    check_spec(cfg, spec)
-    discrete = spec.action_kind == "discrete"
-    act_dim = spec.action_dim
+def build_networks(cfg: DreamerConfig, spec: EnvSpec
+                   ) -> tuple[WorldModel, ActorNet, CriticNet, jax.Array]:
+    """The agent's modules for ``spec``: ``(world model, actor, critic, twohot bins)``.
+
+    ``make_agent`` uses them; diagnostics that need more than ``act`` (e.g. open-loop
+    imagination in ``bench/cartpole_failure_modes.py``) apply them to a state's parameters.
+    """
     obs_dim = 1
     for d in spec.obs_shape:
         obs_dim *= d
-    wm = WorldModel(obs_dim, act_dim, cfg.deter, cfg.stoch_groups, cfg.stoch_classes,
+    wm = WorldModel(obs_dim, spec.action_dim, cfg.deter, cfg.stoch_groups, cfg.stoch_classes,
                     cfg.hidden, cfg.layers, cfg.num_bins,
                     encoder_kind=encoder_kind(cfg.encoder, spec),
                     obs_shape=tuple(int(d) for d in spec.obs_shape),
                     cnn_channels=tuple(cfg.cnn_channels), cnn_kernels=tuple(cfg.cnn_kernels),
                     cnn_strides=tuple(cfg.cnn_strides), conv_impl=cfg.conv_impl)
-    obs_dtype = jnp.uint8 if spec.obs_dtype == "uint8" else jnp.float32
-    actor = ActorNet(cfg.hidden, cfg.layers, act_dim, discrete)
+    actor = ActorNet(cfg.hidden, cfg.layers, spec.action_dim, spec.action_kind == "discrete")
     critic = CriticNet(cfg.hidden, cfg.layers, cfg.num_bins)
-    bins = symexp_bins(cfg.num_bins, cfg.bins_low, cfg.bins_high)
+    return wm, actor, critic, symexp_bins(cfg.num_bins, cfg.bins_low, cfg.bins_high)
+
+
+def make_agent(cfg: DreamerConfig, spec: EnvSpec) -> OffPolicyAgent:
+    cfg.validate()
+    check_spec(cfg, spec)
+    discrete = spec.action_kind == "discrete"
+    act_dim = spec.action_dim
+    wm, actor, critic, bins = build_networks(cfg, spec)
+    obs_dtype = jnp.uint8 if spec.obs_dtype == "uint8" else jnp.float32
     wm_opt, wm_opt_init = _make_opt("wm_lr", cfg.optimizer)
     actor_opt, actor_opt_init = _make_opt("actor_lr", cfg.optimizer)
     critic_opt, critic_opt_init = _make_opt("critic_lr", cfg.optimizer)
