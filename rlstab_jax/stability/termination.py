@@ -1,14 +1,14 @@
 """Continue-head loss that rare terminations cannot be outvoted in.
 
-Failure it prevents (field report 002_f727d2bd93148014.txt, "Training Collapse Investigation":
-the agent solved CartPole, then fell while "the WM extrapolates optimistically" and the critic's
-values kept rising). Measured in this library (``bench/dreamer_cartpole.md``, "Why the critic
-cannot see the drift"): once a Dreamer agent balances the pole, almost every replayed step is a
-non-terminal one (episodes end by the 500-step time limit, which is not a termination), and the
-few steps where the cart left the track are a fraction of a percent of the replay. The plain
-Bernoulli continue loss then predicts "continue" (0.999) on the very step that terminated by
-leaving the track, imagination never sees that ending, the critic values every cart position
-alike, and nothing stops the policy from drifting off the track.
+Failure it prevents (field report 002_f727d2bd93148014.txt, "Training Collapse Investigation": the
+agent solved CartPole, then fell while "the WM extrapolates optimistically" and the critic's values
+kept rising). Measured in this library (``bench/dreamer_cartpole.md``, "The world model does not see
+the cart leave the track"): once a Dreamer agent balances the pole, almost every replayed step is a
+non-terminal one (episodes end by the 500-step time limit, which is not a termination), and the few
+steps where the cart left the track are a fraction of a percent of the replay. The plain Bernoulli
+continue loss then predicts "continue" (0.999) on the very step that terminated by leaving the
+track, imagination never sees that ending, the critic values every cart position alike, and nothing
+stops the policy from drifting off the track.
 
 ``terminal_weighted_bce`` weighs each terminal step ``terminal_weight`` times a non-terminal one
 (``pos_weight`` of a class-balanced cross-entropy), as a weighted mean so the loss keeps the

@@ -1,5 +1,8 @@
 """Tests for rlstab_jax.stability.termination (terminal-weighted continue loss, recall)."""
 
+import subprocess
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -81,3 +84,14 @@ def test_recall_hand_cases():
     assert float(recall) == 0.5 and float(count) == 2.0
     recall, count = terminal_recall(logit, jnp.zeros(4, bool))
     assert float(recall) == 1.0 and float(count) == 0.0
+
+
+def test_cli_rejects_a_negative_terminal_weight_in_one_line(tmp_path):
+    p = subprocess.run([sys.executable, "-m", "rlstab_jax.train", "--config", "dreamer/cartpole",
+                        "agent.cont_terminal_weight=-1", f"run.dir={tmp_path / 'run'}"],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 2, p.stderr
+    err = p.stderr.strip().splitlines()
+    assert len(err) == 1 and "agent.cont_terminal_weight=-1" in err[0], p.stderr
+    assert "must be >= 0" in err[0] and "Traceback" not in p.stderr
+    assert not (tmp_path / "run").exists()

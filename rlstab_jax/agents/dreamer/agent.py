@@ -163,15 +163,16 @@ def make_agent(cfg: DreamerConfig, spec: EnvSpec) -> OffPolicyAgent:
         out = actor.apply(state.actor_params, feat)
         action = bh.sample_action(k_a, out, hp, discrete, deterministic)
         a_enc = encode_action(action, discrete, act_dim)
-        return action, DreamerCarry(h, z, a_enc), _act_info(p, state.critic_params, feat, a_enc)
+        return action, DreamerCarry(h, z, a_enc), _act_info(p, state.critic_params, h, z, a_enc)
 
-    def _act_info(p, critic_params, feat, a_enc):
+    def _act_info(p, critic_params, h, z, a_enc):
         """Diagnostics of the acting latent (``bench/cartpole_failure_modes.py --values``):
         the critic's ``value`` and ``cont_next``, the continue probability imagination gives the
         next step under the chosen action (prior mode). The drivers drop ``info``, so jit
         removes this."""
-        value = twohot_decode_logits(critic.apply(critic_params, feat), bins)
-        g = wm.apply(p, feat[:, :cfg.deter], feat[:, cfg.deter:], a_enc, method=WorldModel.step)
+        value = twohot_decode_logits(critic.apply(critic_params, jnp.concatenate([h, z], -1)),
+                                     bins)
+        g = wm.apply(p, h, z, a_enc, method=WorldModel.step)
         z_next = mode_latent(wm.apply(p, g, method=WorldModel.prior))
         _, cont_logit = wm.apply(p, jnp.concatenate([g, z_next], -1),
                                  method=WorldModel.reward_cont)
