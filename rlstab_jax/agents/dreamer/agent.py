@@ -250,7 +250,8 @@ def make_agent(cfg: DreamerConfig, spec: EnvSpec) -> OffPolicyAgent:
     def one_update(state, seq: SeqBatch, key, hp, wm_step):
         k_wm, k_ac = jax.random.split(key)
         (_, (metrics, starts)), grads = jax.value_and_grad(wm_loss, has_aux=True)(
-            state.wm_params, wm, seq, k_wm, hp, bins, discrete, cfg.free_bits_mode)
+            state.wm_params, wm, seq, k_wm, hp, bins, discrete, cfg.free_bits_mode,
+            cfg.overshoot_depth)
         metrics.update(_module_norms(grads))
         wm_params, wm_state = _apply(wm_opt, grads, state.wm_opt, state.wm_params)
         surprise, s_metrics = surprise_update(state.surprise, {

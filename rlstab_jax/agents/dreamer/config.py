@@ -12,6 +12,7 @@ Each fix of field report 002_f727d2bd93148014.txt has its "off" (buggy) variant:
 * ``wm_ac_ratio``: world-model updates per actor-critic update (report's ``wm_ac_ratio_4``).
 * ``agc``: adaptive gradient clipping ratio (0.3) | 0 (off).
 * ``replay_value``: critic also fitted to real-data returns of the replayed sequence | off.
+* ``overshoot_depth``: open-loop decoder loss on the prior, 1..D steps ahead | 0 (off).
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ class DreamerConfig:
         continue head's loss (``stability.termination.terminal_weighted_bce``; 1 = DreamerV3's
         plain mean). Above 1 keeps rare terminations (a solved CartPole's cart leaving the
         track) from being outvoted, so imagination sees them.
+      overshoot_scale: weight of the open-loop (overshooting) decoder loss (1.0; used when
+        ``overshoot_depth > 0``).
       retnorm_decay: EMA decay of the return percentiles (0.99).
       surprise_beta: EMA decay of the world-model surprise telemetry (0.99).
       min_std, max_std: std range of the continuous actor.
@@ -87,6 +90,12 @@ class DreamerConfig:
         ``stability.returns.replay_lambda_returns``), weighted by ``replay_value_scale``
         (DreamerV3's replay-value loss, 0.3). Off: the critic learns from imagined rewards
         only (field report 002's diagnosis of its collapse).
+      overshoot_depth: ``D``: also decode the observation from the prior rolled open-loop
+        1..D steps with the replayed actions (``stability.overshoot``,
+        ``world_model.open_loop_errors``), so the dynamics imagination runs on are trained on
+        their own multi-step error (field report 002's "actor exploiting the world model"; on
+        CartPole, cart drift the one-step loss never taught the prior). 0 = off (DreamerV3's
+        one-step loss); must be < ``seq_len``.
       optimizer: ``adam`` or ``laprop`` (DreamerV3's: RMS-normalise, then momentum;
         ``stability.optim.laprop``), after AGC, for world model, actor and critic.
     """
@@ -108,6 +117,7 @@ class DreamerConfig:
     slow_critic_reg: float = hparam(1.0)
     replay_value_scale: float = hparam(0.3)
     cont_terminal_weight: float = hparam(1.0)
+    overshoot_scale: float = hparam(1.0)
     retnorm_decay: float = hparam(0.99)
     surprise_beta: float = hparam(0.99)
     min_std: float = hparam(0.1)
@@ -138,6 +148,7 @@ class DreamerConfig:
     return_norm: bool = True
     slow_critic: bool = True
     replay_value: bool = False
+    overshoot_depth: int = 0
     optimizer: Literal["adam", "laprop"] = "adam"
 
     def validate(self) -> None:
@@ -173,6 +184,11 @@ class DreamerConfig:
             raise _err("bins_low", self.bins_low, f"must be < agent.bins_high={self.bins_high}")
         if self.wm_warmup < 0:
             raise _err("wm_warmup", self.wm_warmup, "must be >= 0")
+        if not 0 <= self.overshoot_depth < self.seq_len:
+            raise _err("overshoot_depth", self.overshoot_depth,
+                       f"must be in [0, agent.seq_len={self.seq_len})")
+        if self.overshoot_scale < 0:
+            raise _err("overshoot_scale", self.overshoot_scale, "must be >= 0")
         if self.train_ratio <= 0:
             raise _err("train_ratio", self.train_ratio, "must be > 0")
         if not 0.0 <= self.gamma < 1.0:

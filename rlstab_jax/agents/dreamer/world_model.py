@@ -22,6 +22,7 @@ from rlstab_jax.agents.base import SeqBatch
 from rlstab_jax.agents.dreamer.networks import WorldModel, decoder_target
 from rlstab_jax.stability.categorical import straight_through_onehot, unimix_logits
 from rlstab_jax.stability.kl import kl_balance
+from rlstab_jax.stability.overshoot import masked_mean, overshoot_valid, shift_time
 from rlstab_jax.stability.symlog import twohot_loss
 from rlstab_jax.stability.termination import terminal_recall, terminal_weighted_bce
 
@@ -91,8 +92,40 @@ def observe(wm: WorldModel, params: Any, seq: SeqBatch, key: jax.Array, unimix: 
     return {"h": tm(g), "z": tm(z), "prior": tm(prior), "post": tm(post)}
 
 
+def open_loop_errors(wm: WorldModel, params: Any, out: dict[str, jax.Array], seq: SeqBatch,
+                     key: jax.Array, unimix: jax.Array, discrete: bool, depth: int) -> jax.Array:
+    """Decoder error of the prior rolled open-loop ``d = 1..depth`` steps from every posterior.
+
+    From the posterior latent of row ``t`` (``out["h"]``, ``out["z"]``: that of
+    ``next_obs_t``), the GRU and the prior (straight-through samples, as in imagination) step on
+    with the replayed actions of rows ``t+1..t+d``, and the decoder's prediction is compared with
+    ``next_obs_{t+d}``. Gradients reach the decoder, the prior, the GRU and the start posterior.
+
+    Returns:
+      ``[depth, B, T]`` squared errors summed per observation (the decoder term's units);
+      entries without a real target are garbage, masked by ``stability.overshoot_valid``.
+    """
+    a = encode_action(seq.action, discrete, wm.act_dim)
+    target = decoder_target(wm, seq.next_obs)
+    obs_axes = tuple(range(2, target.ndim))
+
+    def step(carry, xs):
+        h, z = carry
+        d, k = xs
+        g = wm.apply(params, h, z, shift_time(a, d), method=WorldModel.step)
+        z_next, _ = sample_latent(k, wm.apply(params, g, method=WorldModel.prior), unimix)
+        pred = wm.apply(params, jnp.concatenate([g, z_next], -1), method=WorldModel.decode)
+        err = jnp.sum(jnp.square(pred - shift_time(target, d)), axis=obs_axes)
+        return (g, z_next), err
+
+    depths = jnp.arange(1, depth + 1, dtype=jnp.int32)
+    _, errors = jax.lax.scan(step, (out["h"], out["z"]), (depths, jax.random.split(key, depth)))
+    return errors
+
+
 def wm_loss(params: Any, wm: WorldModel, seq: SeqBatch, key: jax.Array, hp: Any, bins: jax.Array,
-            discrete: bool, free_bits_mode: str) -> tuple[jax.Array, tuple[dict, dict]]:
+            discrete: bool, free_bits_mode: str, overshoot_depth: int = 0
+            ) -> tuple[jax.Array, tuple[dict, dict]]:
     """DreamerV3 world-model loss on a sequence batch ``[B, T]``.
 
     ``beta_pred * (decoder + twohot reward + Bernoulli continue)`` plus KL balancing
@@ -102,11 +135,16 @@ def wm_loss(params: Any, wm: WorldModel, seq: SeqBatch, key: jax.Array, hp: Any,
     (``stability.termination``; 1 = the plain mean).
     The decoder term is a squared error summed per observation: on ``symlog(obs)`` for
     vectors, on pixels scaled to [0, 1] for ``encoder=cnn`` (``networks.decoder_target``).
+    With ``overshoot_depth`` ``D > 0`` (static) the loss adds ``overshoot_scale`` times the
+    decoder error of the prior rolled open-loop 1..D steps (``open_loop_errors``, averaged over
+    the valid targets of ``stability.overshoot_valid``); 0 (the off variant) builds none of it.
 
     Returns:
       ``(loss, (metrics, states))``; ``states`` are the posterior latents (``h``, ``z``) the
       actor-critic imagines from.
     """
+    if overshoot_depth:
+        key, k_open = jax.random.split(key)  # split only when on: off keeps the old key stream
     out = observe(wm, params, seq, key, hp["unimix"], discrete)
     feat = jnp.concatenate([out["h"], out["z"]], -1)
     dec, rew_logits, cont_logit = wm.apply(params, feat, method=WorldModel.heads)
@@ -122,6 +160,15 @@ def wm_loss(params: Any, wm: WorldModel, seq: SeqBatch, key: jax.Array, hp: Any,
     kl_loss, kl_metrics = kl_balance(out["post"], out["prior"], hp["beta_dyn"], hp["beta_rep"],
                                      hp["free_bits"], free_bits_mode)
     loss = hp["beta_pred"] * (dec_loss + rew_loss + cont_loss) + kl_loss
+    extra = {}
+    if overshoot_depth:
+        valid = overshoot_valid(seq.is_first, overshoot_depth)
+        errors = open_loop_errors(wm, params, out, seq, k_open, hp["unimix"], discrete,
+                                  overshoot_depth)
+        open_loss = masked_mean(errors, valid)
+        loss = loss + hp["overshoot_scale"] * open_loss
+        extra = {"wm/loss/open_loop": open_loss,
+                 "wm/open_loop_last": masked_mean(errors[-1], valid[-1])}
     sg = jax.lax.stop_gradient
     metrics = {
         "wm/loss": loss,
@@ -135,5 +182,6 @@ def wm_loss(params: Any, wm: WorldModel, seq: SeqBatch, key: jax.Array, hp: Any,
         "wm/terminals": n_term,
     }
     metrics.update(kl_metrics)
+    metrics.update(extra)
     states = {"h": sg(out["h"]), "z": sg(out["z"])}
     return loss, (jax.tree.map(sg, metrics), states)
