@@ -1,8 +1,5 @@
 """Dreamer's open-loop (overshooting) decoder loss, inside the real world-model loss and update."""
 
-import subprocess
-import sys
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -16,6 +13,7 @@ from rlstab_jax.agents.dreamer.world_model import observe, open_loop_errors, wm_
 from rlstab_jax.config.errors import ConfigError
 from rlstab_jax.stability.overshoot import masked_mean, overshoot_valid
 from rlstab_jax.stability.symlog import symexp_bins
+from rlstab_jax.train.testing import assert_cli_rejects
 
 B, T, DEPTH = 3, 8, 3
 
@@ -135,11 +133,5 @@ def test_config_rejects_bad_overshoot_settings(kw, msg):
 
 
 def test_cli_rejects_a_depth_past_the_sequence_in_one_line(tmp_path):
-    p = subprocess.run([sys.executable, "-m", "rlstab_jax.train", "--config", "dreamer/cartpole",
-                        "agent.overshoot_depth=40", f"run.dir={tmp_path / 'run'}"],
-                       capture_output=True, text=True, timeout=300)
-    assert p.returncode == 2, p.stderr
-    err = p.stderr.strip().splitlines()
-    assert len(err) == 1 and "agent.overshoot_depth=40" in err[0], p.stderr
-    assert "agent.seq_len=32" in err[0] and "Traceback" not in p.stderr
-    assert not (tmp_path / "run").exists()
+    assert_cli_rejects(["--config", "dreamer/cartpole", "agent.overshoot_depth=40"],
+                       tmp_path / "run", "agent.overshoot_depth=40", "agent.seq_len=32")

@@ -1,8 +1,5 @@
 """Tests for rlstab_jax.stability.termination (terminal-weighted continue loss, recall)."""
 
-import subprocess
-import sys
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rlstab_jax.train.testing import assert_cli_rejects
 from rlstab_jax.stability.termination import terminal_recall, terminal_weighted_bce
 
 
@@ -87,11 +85,5 @@ def test_recall_hand_cases():
 
 
 def test_cli_rejects_a_negative_terminal_weight_in_one_line(tmp_path):
-    p = subprocess.run([sys.executable, "-m", "rlstab_jax.train", "--config", "dreamer/cartpole",
-                        "agent.cont_terminal_weight=-1", f"run.dir={tmp_path / 'run'}"],
-                       capture_output=True, text=True, timeout=300)
-    assert p.returncode == 2, p.stderr
-    err = p.stderr.strip().splitlines()
-    assert len(err) == 1 and "agent.cont_terminal_weight=-1" in err[0], p.stderr
-    assert "must be >= 0" in err[0] and "Traceback" not in p.stderr
-    assert not (tmp_path / "run").exists()
+    assert_cli_rejects(["--config", "dreamer/cartpole", "agent.cont_terminal_weight=-1"],
+                       tmp_path / "run", "agent.cont_terminal_weight=-1", "must be >= 0")
