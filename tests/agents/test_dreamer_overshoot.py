@@ -100,6 +100,12 @@ def test_agent_update_with_overshoot_is_finite_and_reports_it():
     assert np.isfinite(float(metrics["wm/loss/open_loop"]))
     assert float(metrics["wm/loss/open_loop"]) > 0.0
     assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(new.wm_params))
+    # the loss weighted 0 (same program, same key stream) updates the world model differently
+    off, _ = jax.jit(agent.update)(state, jax.tree.map(lambda x: x[None], seq),
+                                   jax.random.key(1), dict(hp, overshoot_scale=jnp.float32(0.0)),
+                                   jnp.int32(0))
+    diff = jax.tree.map(lambda a, b: float(jnp.abs(a - b).max()), new.wm_params, off.wm_params)
+    assert max(jax.tree.leaves(diff)) > 0
 
 
 def test_open_loop_errors_on_pixels_sum_each_frame():
