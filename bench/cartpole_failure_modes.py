@@ -117,7 +117,8 @@ def value_table(trace: dict, gamma: float, seeds: int) -> list[str]:
 def open_loop(cfg, spec, horizon: int):
     """``(agent_state, h [seeds, N, D], z [seeds, N, Z], hparams) -> x [seeds, horizon, N]``:
     the cart position the world model decodes after each of ``horizon`` prior steps (mode
-    latents), the greedy actor acting on the imagined latents."""
+    latents), the greedy actor acting on the imagined latents. Greedy = the weight-averaged
+    world model and actor with ``agent.eval_ema``, the online ones without."""
     from rlstab_jax.agents.dreamer.agent import build_networks
     from rlstab_jax.agents.dreamer.behavior import sample_action
     from rlstab_jax.agents.dreamer.networks import WorldModel
@@ -128,11 +129,13 @@ def open_loop(cfg, spec, horizon: int):
     discrete = spec.action_kind == "discrete"
 
     def run(astate, h, z, hp):
-        p = astate.wm_params
+        averaged = astate.eval_wm_params is not None  # agent.eval_ema
+        p = astate.eval_wm_params if averaged else astate.wm_params
+        actor_params = astate.eval_actor_params if averaged else astate.actor_params
 
         def step(c, _):
             h, z = c
-            out = actor.apply(astate.actor_params, jnp.concatenate([h, z], -1))
+            out = actor.apply(actor_params, jnp.concatenate([h, z], -1))
             a = sample_action(jax.random.key(0), out, hp, discrete, True)
             g = wm.apply(p, h, z, encode_action(a, discrete, spec.action_dim),
                          method=WorldModel.step)

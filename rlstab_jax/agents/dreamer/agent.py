@@ -24,6 +24,7 @@ from rlstab_jax.agents.dreamer.world_model import (encode_action, mode_latent, s
 from rlstab_jax.config.errors import ConfigError
 from rlstab_jax.envs.spec import EnvSpec
 from rlstab_jax.stability import normalizer as rn
+from rlstab_jax.stability.critic import polyak_update
 from rlstab_jax.stability.gradients import adaptive_grad_clip
 from rlstab_jax.stability.optim import laprop
 from rlstab_jax.stability.returns import lambda_returns, replay_lambda_returns
@@ -57,6 +58,11 @@ class DreamerState:
     surprise: SurpriseState
     wm_steps: jax.Array
     ac_steps: jax.Array
+    # With ``agent.eval_ema``: weight-averaged copies the greedy (deterministic) policy acts
+    # with, EMAs of the world model and the actor at rate ``eval_ema_tau`` per update. None
+    # (no leaves, so checkpoints without them still restore) when off.
+    eval_wm_params: Any = None
+    eval_actor_params: Any = None
 
 
 def _optimizer(learning_rate, agc, eps, kind="adam"):
@@ -140,7 +146,9 @@ def make_agent(cfg: DreamerConfig, spec: EnvSpec) -> OffPolicyAgent:
             wm_opt=wm_opt_init(wm_params, hp), actor_opt=actor_opt_init(actor_params, hp),
             critic_opt=critic_opt_init(critic_params, hp),
             retnorm=rn.percentile_ema_init(), surprise=surprise_init(SURPRISE),
-            wm_steps=jnp.zeros((), jnp.int32), ac_steps=jnp.zeros((), jnp.int32))
+            wm_steps=jnp.zeros((), jnp.int32), ac_steps=jnp.zeros((), jnp.int32),
+            eval_wm_params=wm_params if cfg.eval_ema else None,
+            eval_actor_params=actor_params if cfg.eval_ema else None)
 
     def init_carry(n):
         return DreamerCarry(jnp.zeros((n, cfg.deter), jnp.float32),
@@ -149,7 +157,11 @@ def make_agent(cfg: DreamerConfig, spec: EnvSpec) -> OffPolicyAgent:
 
     def act(state, obs, key, hp, deterministic, carry, is_first):
         k_z, k_a = jax.random.split(key)
-        p = state.wm_params
+        # The greedy policy (evaluation, best checkpoint, deployment) reads the weight-averaged
+        # world model and actor; sampling (data collection) reads the online ones.
+        averaged = deterministic and cfg.eval_ema
+        p = state.eval_wm_params if averaged else state.wm_params
+        actor_params = state.eval_actor_params if averaged else state.actor_params
         e = wm.apply(p, obs, method=WorldModel.encode)
         g = wm.apply(p, carry.h, carry.z, carry.action, method=WorldModel.step)
         h = jnp.where(is_first[:, None], 0.0, g)
@@ -160,7 +172,7 @@ def make_agent(cfg: DreamerConfig, spec: EnvSpec) -> OffPolicyAgent:
         else:
             z, _ = sample_latent(k_z, logits, hp["unimix"])
         feat = jnp.concatenate([h, z], -1)
-        out = actor.apply(state.actor_params, feat)
+        out = actor.apply(actor_params, feat)
         action = bh.sample_action(k_a, out, hp, discrete, deterministic)
         a_enc = encode_action(action, discrete, act_dim)
         return action, DreamerCarry(h, z, a_enc), _act_info(p, state.critic_params, h, z, a_enc)
@@ -241,8 +253,11 @@ def make_agent(cfg: DreamerConfig, spec: EnvSpec) -> OffPolicyAgent:
                    "adv/mean": jnp.mean(adv), "adv/std": jnp.std(adv),
                    "actor/grad_norm": optax.global_norm(a_grads),
                    "critic/grad_norm": optax.global_norm(c_grads)}
+        eval_actor = (polyak_update(state.eval_actor_params, actor_params, hp["eval_ema_tau"])
+                      if cfg.eval_ema else None)
         new = state.replace(actor_params=actor_params, critic_params=critic_params,
                             slow_critic_params=slow, actor_opt=actor_state,
+                            eval_actor_params=eval_actor,
                             critic_opt=critic_state, retnorm=retnorm,
                             ac_steps=state.ac_steps + 1)
         return new, metrics
@@ -259,8 +274,10 @@ def make_agent(cfg: DreamerConfig, spec: EnvSpec) -> OffPolicyAgent:
             "continue": metrics["wm/loss/continue"], "kl_dyn": metrics["kl/dyn_raw"],
             "kl_rep": metrics["kl/rep_raw"]}, hp["surprise_beta"], prefix="wm/surprise")
         metrics.update(s_metrics)
+        eval_wm = (polyak_update(state.eval_wm_params, wm_params, hp["eval_ema_tau"])
+                   if cfg.eval_ema else None)
         state = state.replace(wm_params=wm_params, wm_opt=wm_state, surprise=surprise,
-                              wm_steps=state.wm_steps + 1)
+                              wm_steps=state.wm_steps + 1, eval_wm_params=eval_wm)
         flat = lambda x: x.reshape((-1,) + x.shape[2:])  # noqa: E731
         starts = jax.tree.map(flat, starts)
         # A start whose observation is terminal has no future to imagine.

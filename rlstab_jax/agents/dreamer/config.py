@@ -13,6 +13,7 @@ Each fix of field report 002_f727d2bd93148014.txt has its "off" (buggy) variant:
 * ``agc``: adaptive gradient clipping ratio (0.3) | 0 (off).
 * ``replay_value``: critic also fitted to real-data returns of the replayed sequence | off.
 * ``overshoot_depth``: open-loop decoder loss on the prior, 1..D steps ahead | 0 (off).
+* ``eval_ema``: greedy policy from EMA-averaged world model + actor weights | off.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ class DreamerConfig:
         track) from being outvoted, so imagination sees them.
       overshoot_scale: weight of the open-loop (overshooting) decoder loss (1.0; used when
         ``overshoot_depth > 0``).
+      eval_ema_tau: EMA rate, per update, of the weight-averaged world model and actor of
+        ``eval_ema`` (0.002: an average over the last ~500 updates; 1 = the online weights).
       retnorm_decay: EMA decay of the return percentiles (0.99).
       surprise_beta: EMA decay of the world-model surprise telemetry (0.99).
       min_std, max_std: std range of the continuous actor.
@@ -96,6 +99,13 @@ class DreamerConfig:
         their own multi-step error (field report 002's "actor exploiting the world model"; on
         CartPole, cart drift the one-step loss never taught the prior). 0 = off (DreamerV3's
         one-step loss); must be < ``seq_len``.
+      eval_ema: the greedy (deterministic) policy, the one evaluated, selected as the best
+        checkpoint and deployed, acts with EMAs of the world model and the actor
+        (``stability.critic.polyak_update`` at ``eval_ema_tau`` per update; weight averaging of
+        the policy, Nikishin et al. 2018), so a transient dip of the online actor (a solved
+        CartPole seed drifting for a few thousand steps) is smoothed out of it. Sampling (data
+        collection, ``eval/return_stochastic``) always reads the online weights. Off: the
+        greedy policy reads the online weights (DreamerV3), and the state has no averaged copy.
       optimizer: ``adam`` or ``laprop`` (DreamerV3's: RMS-normalise, then momentum;
         ``stability.optim.laprop``), after AGC, for world model, actor and critic.
     """
@@ -118,6 +128,7 @@ class DreamerConfig:
     replay_value_scale: float = hparam(0.3)
     cont_terminal_weight: float = hparam(1.0)
     overshoot_scale: float = hparam(1.0)
+    eval_ema_tau: float = hparam(0.002)
     retnorm_decay: float = hparam(0.99)
     surprise_beta: float = hparam(0.99)
     min_std: float = hparam(0.1)
@@ -149,6 +160,7 @@ class DreamerConfig:
     slow_critic: bool = True
     replay_value: bool = False
     overshoot_depth: int = 0
+    eval_ema: bool = False
     optimizer: Literal["adam", "laprop"] = "adam"
 
     def validate(self) -> None:
@@ -187,6 +199,8 @@ class DreamerConfig:
         if not 0 <= self.overshoot_depth < self.seq_len:
             raise _err("overshoot_depth", self.overshoot_depth,
                        f"must be in [0, agent.seq_len={self.seq_len})")
+        if not 0.0 < self.eval_ema_tau <= 1.0:
+            raise _err("eval_ema_tau", self.eval_ema_tau, "must be in (0, 1]")
         if self.overshoot_scale < 0:
             raise _err("overshoot_scale", self.overshoot_scale, "must be >= 0")
         if self.train_ratio <= 0:
@@ -211,8 +225,10 @@ class DreamerConfig:
         # does not: both implementations share parameters).
         # Vector-only (mlp) runs leave the conv keys out, so their checkpoints (written before
         # the pixel encoder existed) keep resuming; auto may pick the CNN, so it keeps them.
+        # eval_ema adds the averaged copies to the state; listed only when on, so checkpoints
+        # written before it existed keep resuming.
         keys = ("deter", "stoch_groups", "stoch_classes", "hidden", "layers", "encoder",
-                "num_bins", "optimizer")
+                "num_bins", "optimizer") + (("eval_ema",) if self.eval_ema else ())
         if self.encoder == "mlp":
             return keys
         return keys + ("cnn_channels", "cnn_kernels", "cnn_strides")
