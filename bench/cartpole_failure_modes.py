@@ -119,7 +119,7 @@ def open_loop(cfg, spec, horizon: int):
     the cart position the world model decodes after each of ``horizon`` prior steps (mode
     latents), the greedy actor acting on the imagined latents. Greedy = the weight-averaged
     world model and actor with ``agent.eval_ema``, the online ones without."""
-    from rlstab_jax.agents.dreamer.agent import build_networks
+    from rlstab_jax.agents.dreamer.agent import acting_params, build_networks
     from rlstab_jax.agents.dreamer.behavior import sample_action
     from rlstab_jax.agents.dreamer.networks import WorldModel
     from rlstab_jax.agents.dreamer.world_model import encode_action, mode_latent
@@ -129,9 +129,7 @@ def open_loop(cfg, spec, horizon: int):
     discrete = spec.action_kind == "discrete"
 
     def run(astate, h, z, hp):
-        averaged = astate.eval_wm_params is not None  # agent.eval_ema
-        p = astate.eval_wm_params if averaged else astate.wm_params
-        actor_params = astate.eval_actor_params if averaged else astate.actor_params
+        p, actor_params = acting_params(astate, True)
 
         def step(c, _):
             h, z = c

@@ -65,6 +65,14 @@ class DreamerState:
     eval_actor_params: Any = None
 
 
+def acting_params(state: DreamerState, deterministic: bool) -> tuple[Any, Any]:
+    """``(world model, actor)`` parameters a policy acts with: the weight-averaged copies for
+    the greedy policy when ``agent.eval_ema`` keeps them, the online ones otherwise."""
+    if deterministic and state.eval_wm_params is not None:
+        return state.eval_wm_params, state.eval_actor_params
+    return state.wm_params, state.actor_params
+
+
 def _optimizer(learning_rate, agc, eps, kind="adam"):
     # AGC first on raw gradients (DreamerV3's order), then Adam or LaProp.
     base = laprop(learning_rate, eps=eps) if kind == "laprop" else optax.adam(learning_rate,
@@ -159,9 +167,7 @@ def make_agent(cfg: DreamerConfig, spec: EnvSpec) -> OffPolicyAgent:
         k_z, k_a = jax.random.split(key)
         # The greedy policy (evaluation, best checkpoint, deployment) reads the weight-averaged
         # world model and actor; sampling (data collection) reads the online ones.
-        averaged = deterministic and cfg.eval_ema
-        p = state.eval_wm_params if averaged else state.wm_params
-        actor_params = state.eval_actor_params if averaged else state.actor_params
+        p, actor_params = acting_params(state, deterministic)
         e = wm.apply(p, obs, method=WorldModel.encode)
         g = wm.apply(p, carry.h, carry.z, carry.action, method=WorldModel.step)
         h = jnp.where(is_first[:, None], 0.0, g)
