@@ -108,6 +108,11 @@ class OffPolicyAgent:
         work on it (Dreamer's world-model warm-up and ``wm_ac_ratio``) stays a real
         ``lax.cond``. A gate on a counter inside the per-seed state is batched, and ``vmap``
         turns such a ``cond`` into a ``select`` that runs both branches.
+      update_with_priorities: ``None``, or ``update`` (same arguments) that also returns
+        ``priorities[U, B]`` (float32 ``> 0``), one per sampled batch entry: the driver
+        writes them back into a prioritised replay (``replay.priority=true``) so the entries
+        are sampled again in proportion to ``priority ** replay.priority_exponent``
+        (docs/design.md, "Prioritised replay"). Agents without it cannot use that replay.
     """
 
     init: Callable[..., PyTree]
@@ -121,6 +126,7 @@ class OffPolicyAgent:
     seq_len: int = 0
     update_every: int = 1
     takes_update_index: bool = False
+    update_with_priorities: Callable[..., tuple[PyTree, Metrics, jax.Array]] | None = None
 
     @property
     def recurrent(self) -> bool:

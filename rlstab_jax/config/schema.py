@@ -76,6 +76,13 @@ class ReplayConfig:
       final_fraction: compact replay only: episode-end observations kept per env, as a
         fraction of its rows (0.01 = one per 100 rows); rows whose episode end fell out are
         not sampled (``replay/usable_fraction``).
+      priority: sample stored windows in proportion to ``priority ** priority_exponent``, the
+        priority being the agent's own loss on the window when it was last trained on (Dreamer:
+        the world-model loss, Curious Replay; ``stability/replay_priority.py``); new windows
+        enter with the largest priority so far. Flat layout only. false = uniform (the off
+        variant).
+      priority_exponent: ``alpha`` of prioritised replay, > 0 (0.6, the flashbax and PER
+        default; smaller is closer to uniform).
     """
 
     capacity: int = 100_000
@@ -85,9 +92,13 @@ class ReplayConfig:
     demo_repeat: int = 1
     layout: Literal["auto", "compact", "flat"] = "auto"
     final_fraction: float = 0.01
+    priority: bool = False
+    priority_exponent: float = 0.6
 
     def validate(self) -> None:
         _require(self.capacity >= 1, "replay.capacity", self.capacity, "must be >= 1")
+        _require(self.priority_exponent > 0.0, "replay.priority_exponent",
+                 self.priority_exponent, "must be > 0 (use replay.priority=false for uniform)")
         _require(0.0 < self.final_fraction <= 1.0, "replay.final_fraction",
                  self.final_fraction, "must be in (0, 1]")
         _require(

@@ -92,6 +92,13 @@ class CompactReplay:
     final_slots: int       # F: episode ends kept per env
 
     compact = True
+    prioritised = False  # uniform only (buffer.make_replay refuses replay.priority here)
+
+    def sum_tree(self, state: CompactState) -> None:
+        return None
+
+    def with_sum_tree(self, state: CompactState, tree: None) -> CompactState:
+        return state
 
     @property
     def window(self) -> int:

@@ -163,4 +163,7 @@ def run_fingerprint(cfg: Any, spec: Any, backend: str) -> dict[str, Any]:
                                      cfg.env.history)[0]:
         fp["replay.layout"] = "compact"
         fp["replay.final_fraction"] = cfg.replay.final_fraction
+    if off_policy and cfg.replay.priority:  # a sum tree in the replay state (absent when off)
+        fp["replay.priority"] = True
+        fp["replay.priority_exponent"] = cfg.replay.priority_exponent
     return fp

@@ -16,7 +16,7 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-from rlstab_jax.agents.base import Batch, OffPolicyAgent, act_step
+from rlstab_jax.agents.base import OffPolicyAgent, act_step
 from rlstab_jax.config.errors import ConfigError
 from rlstab_jax.envs.jax_env import JaxEnv
 from rlstab_jax.replay.buffer import Replay, ReplayRow, make_replay
@@ -157,21 +157,34 @@ class OffPolicyDriver:
         ``takes_update_index``; ``None`` derives it from this seed's own step counter.
         """
         key, k_sample, k_mix, k_update = jax.random.split(s.key, 4)
-        batch: Batch = self.replay.sample(s.replay, k_sample, hparams["gamma"])
+        prioritised = self.replay.prioritised
+        if prioritised:
+            batch, indices = self.replay.sample_indexed(s.replay, k_sample, hparams["gamma"])
+            update = self.agent.update_with_priorities
+        else:
+            batch = self.replay.sample(s.replay, k_sample, hparams["gamma"])
+            update = self.agent.update
         metrics = {}
         if self.demos is not None:
             batch, metrics = self.demos.mix(k_mix, batch, s.env_steps, hparams["gamma"])
+        args = (s.agent, batch, k_update, hparams)
         if self.agent.takes_update_index:
             index = self.update_index(s.env_steps) if update_index is None else update_index
-            agent_state, agent_metrics = self.agent.update(s.agent, batch, k_update, hparams,
-                                                           index)
-        else:
-            agent_state, agent_metrics = self.agent.update(s.agent, batch, k_update, hparams)
+            args = args + (index,)
+        out = update(*args)
+        agent_state, agent_metrics = out[0], out[1]
         metrics.update(agent_metrics)
+        replay = s.replay
+        if prioritised:  # docs/design.md, "Prioritised replay"
+            priorities = out[2]
+            replay = self.replay.set_priorities(replay, indices, priorities)
+            metrics["replay/priority_mean"] = jnp.mean(priorities)
+            metrics["replay/priority_max"] = jnp.max(priorities)
         if self.replay.compact:  # below 1 when the episode-end side store dropped old ends
             metrics["replay/usable_fraction"] = self.replay.usable_fraction(s.replay)
         streak, metrics = nonfinite_streak(s.nonfinite_streak, metrics)
-        return s.replace(agent=agent_state, key=key, nonfinite_streak=streak), metrics
+        return s.replace(agent=agent_state, key=key, nonfinite_streak=streak,
+                         replay=replay), metrics
 
     def chunk(self, states: OffPolicyState, hparams: Any):
         """Run ``chunk_iters`` vector-env steps for all seeds.
@@ -201,8 +214,8 @@ class OffPolicyDriver:
             one = lambda s_, hp_: self.update(s_, hp_, index)  # noqa: E731
             return jax.vmap(one)(s, hp) if batched else one(s, hp)
 
-        def changed(s):
-            return s.agent, s.key, s.nonfinite_streak
+        def changed(s):  # the sum tree of a prioritised replay, never its stored rows
+            return s.agent, s.key, s.nonfinite_streak, self.replay.sum_tree(s.replay)
 
         def with_update(s):
             new, metrics = update(s, hparams)
@@ -214,8 +227,11 @@ class OffPolicyDriver:
         learning = steps >= self.learning_starts
         if self.update_period > 1:  # train ratio below one update per vector-env step
             learning = learning & ((steps // self.n_envs) % self.update_period == 0)
-        (agent, key, streak), metrics = jax.lax.cond(learning, with_update, no_update, st)
-        return st.replace(agent=agent, key=key, nonfinite_streak=streak), (metrics, learning)
+        (agent, key, streak, tree), metrics = jax.lax.cond(learning, with_update, no_update,
+                                                           st)
+        replay = self.replay.with_sum_tree(st.replay, tree)
+        return (st.replace(agent=agent, key=key, nonfinite_streak=streak, replay=replay),
+                (metrics, learning))
 
     @staticmethod
     def summarize(states: OffPolicyState, metrics: dict, learned: jax.Array,
@@ -281,6 +297,7 @@ def make_offpolicy_driver(
     compact: bool = False,
     frame_stack: int = 1,
     final_fraction: float = 0.01,
+    priority_exponent: float | None = None,
 ) -> OffPolicyDriver:
     """Assemble the pure-JAX off-policy driver (``chunk_steps`` env steps per seed per chunk).
 
@@ -289,12 +306,18 @@ def make_offpolicy_driver(
     """
     if agent.seq_len and demos is not None:
         raise ConfigError("replay.demos is not supported by sequence agents (agent.seq_len > 0)")
+    if priority_exponent is not None and agent.update_with_priorities is None:
+        raise ConfigError("replay.priority=true needs an agent that reports replay priorities "
+                          "(dreamer); this agent samples its replay uniformly")
+    if priority_exponent is not None and demos is not None:
+        raise ConfigError("replay.priority=true cannot be combined with replay.demos")
     update_period = max(1, agent.update_every // n_envs)
     # Several updates per vector step with n_envs > 1 (updates_per_step is per env), one update
     # call every update_period vector steps otherwise.
     updates = agent.updates_per_step * (n_envs if agent.update_every == 1 else 1)
     replay = make_replay(capacity, n_envs, updates, agent.batch_size, agent.n_step, agent.seq_len,
-                         compact=compact, frame_stack=frame_stack, final_fraction=final_fraction)
+                         compact=compact, frame_stack=frame_stack, final_fraction=final_fraction,
+                         priority_exponent=priority_exponent)
     chunk_iters = max(1, chunk_steps // n_envs)
     # The replay must hold at least one full n-step window (or subsequence) before sampling.
     learning_starts = max(learning_starts, n_envs * max(agent.n_step, agent.seq_len))

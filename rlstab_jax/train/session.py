@@ -176,6 +176,7 @@ def build_session(
             compact=compact,
             frame_stack=frames,
             final_fraction=cfg.replay.final_fraction,
+            priority_exponent=cfg.replay.priority_exponent if cfg.replay.priority else None,
         )
         steps_per_chunk = driver.chunk_iters * n_envs
         if choice.backend == "gymnasium":

@@ -96,7 +96,7 @@ def test_free_bits_gradient_to_prior_inside_world_model_loss(mode):
     hp = dict(hp, free_bits=jnp.float32(50.0))  # every KL element is below the threshold
     bins = symexp_bins(cfg.num_bins, cfg.bins_low, cfg.bins_high)
     seq = make_seq(DISCRETE_SPEC, B, T)
-    grads, (metrics, _) = jax.grad(wm_loss, has_aux=True)(
+    grads, (metrics, _, _) = jax.grad(wm_loss, has_aux=True)(
         state.wm_params, wm, seq, jax.random.key(0), hp, bins, True, mode)
     assert float(metrics["kl/below_free_frac"]) == 1.0
     assert float(metrics["kl/dyn"]) == pytest.approx(50.0)  # the floored value either way
@@ -232,7 +232,7 @@ def test_cont_terminal_weight_changes_only_the_continue_head_gradient():
 
     def grads(seq, weight):
         h = dict(hp, cont_terminal_weight=jnp.float32(weight))
-        g, (m, _) = jax.grad(wm_loss, has_aux=True)(state.wm_params, wm, seq,
+        g, (m, _, _) = jax.grad(wm_loss, has_aux=True)(state.wm_params, wm, seq,
                                                     jax.random.key(0), h, bins, True,
                                                     "straight_through")
         return g["params"], m

@@ -39,7 +39,7 @@ def test_open_loop_loss_trains_the_prior_through_the_decoder():
     seq = make_seq(DISCRETE_SPEC, B, T, seed=1, ends=((1, 4),))
 
     def prior_grad(depth):
-        g, (m, _) = jax.grad(wm_loss, has_aux=True)(state.wm_params, wm, seq, jax.random.key(0),
+        g, (m, _, _) = jax.grad(wm_loss, has_aux=True)(state.wm_params, wm, seq, jax.random.key(0),
                                                     hp, bins, True, "straight_through", depth)
         return _grad_norm(g["params"]["prior_net"]), m
 
@@ -59,8 +59,8 @@ def test_open_loop_term_is_the_scaled_masked_mean_of_the_errors():
         h = dict(hp, overshoot_scale=jnp.float32(scale))
         return wm_loss(state.wm_params, wm, seq, key, h, bins, True, "straight_through", DEPTH)
 
-    l0, (m0, _) = loss(0.0)
-    l2, (m2, _) = loss(2.0)
+    l0, (m0, _, _) = loss(0.0)
+    l2, (m2, _, _) = loss(2.0)
     np.testing.assert_allclose(float(l2 - l0), 2.0 * float(m2["wm/loss/open_loop"]), rtol=1e-4)
     # the same quantity from the parts: the errors of the prior rolled from the posteriors
     # (wm_loss splits its key the same way), averaged over the targets in the same episode

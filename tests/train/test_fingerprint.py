@@ -44,6 +44,9 @@ def run_dir(tmp_path_factory):
     ("agent.detach_actor_features=false", "agent.detach_actor_features"),
     # replay storage layout: compact rows hold no next_obs (issue 14)
     ("replay.layout=compact", "replay.layout"),
+    # prioritised replay: a sum tree in the replay state (the fingerprint is config-level;
+    # the driver refuses priorities for agents without them)
+    ("replay.priority=true", "replay.priority"),
     # the data: another reward function / dynamics produced the stored transitions
     ("env.kwargs.constant_penalty=0.2", "env.kwargs"),
 ])

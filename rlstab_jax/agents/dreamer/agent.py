@@ -270,7 +270,7 @@ def make_agent(cfg: DreamerConfig, spec: EnvSpec) -> OffPolicyAgent:
 
     def one_update(state, seq: SeqBatch, key, hp, wm_step):
         k_wm, k_ac = jax.random.split(key)
-        (_, (metrics, starts)), grads = jax.value_and_grad(wm_loss, has_aux=True)(
+        (_, (metrics, starts, priority)), grads = jax.value_and_grad(wm_loss, has_aux=True)(
             state.wm_params, wm, seq, k_wm, hp, bins, discrete, cfg.free_bits_mode,
             cfg.overshoot_depth)
         metrics.update(_module_norms(grads))
@@ -300,23 +300,31 @@ def make_agent(cfg: DreamerConfig, spec: EnvSpec) -> OffPolicyAgent:
             state)
         metrics.update(ac_metrics)
         metrics["ac/active"] = ac_on.astype(jnp.float32)
-        return state, metrics
+        return state, (metrics, priority)
 
-    def update(state, batch: SeqBatch, key, hp, update_index):
-        """``update_index``: the driver's count of earlier ``update`` calls (unbatched)."""
+    def update_with_priorities(state, batch: SeqBatch, key, hp, update_index):
+        """``update`` that also returns each replayed sequence's priority ``[U, B]``: its
+        world-model loss before this update (``stability.replay_priority``)."""
         def body(s, xs):
             seq, k, j = xs
             return one_update(s, seq, k, hp, update_index * n + j + 1)
 
         n = batch.reward.shape[0]
         js = jnp.arange(n, dtype=jnp.int32)  # built here, so unbatched under the seed vmap
-        state, metrics = jax.lax.scan(body, state, (batch, jax.random.split(key, n), js))
-        return state, jax.tree.map(lambda m: jnp.mean(m, 0), metrics)
+        state, (metrics, priority) = jax.lax.scan(body, state,
+                                                  (batch, jax.random.split(key, n), js))
+        return state, jax.tree.map(lambda m: jnp.mean(m, 0), metrics), priority
+
+    def update(state, batch: SeqBatch, key, hp, update_index):
+        """``update_index``: the driver's count of earlier ``update`` calls (unbatched)."""
+        state, metrics, _ = update_with_priorities(state, batch, key, hp, update_index)
+        return state, metrics
 
     return OffPolicyAgent(init=init, act=act, update=update, updates_per_step=updates_per_call,
                           batch_size=cfg.batch_size, init_carry=init_carry,
                           seq_len=cfg.seq_len, update_every=update_every,
-                          takes_update_index=True)
+                          takes_update_index=True,
+                          update_with_priorities=update_with_priorities)
 
 
 def _is_pixels(spec: EnvSpec) -> bool:

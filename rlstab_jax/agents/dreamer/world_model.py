@@ -17,12 +17,14 @@ from typing import Any
 import chex
 import jax
 import jax.numpy as jnp
+import optax
 
 from rlstab_jax.agents.base import SeqBatch
 from rlstab_jax.agents.dreamer.networks import WorldModel, decoder_target
 from rlstab_jax.stability.categorical import straight_through_onehot, unimix_logits
-from rlstab_jax.stability.kl import kl_balance
+from rlstab_jax.stability.kl import categorical_kl, kl_balance
 from rlstab_jax.stability.overshoot import masked_mean, overshoot_valid, shift_time
+from rlstab_jax.stability.replay_priority import sequence_priority
 from rlstab_jax.stability.symlog import twohot_loss
 from rlstab_jax.stability.termination import terminal_recall, terminal_weighted_bce
 
@@ -140,8 +142,10 @@ def wm_loss(params: Any, wm: WorldModel, seq: SeqBatch, key: jax.Array, hp: Any,
     the valid targets of ``stability.overshoot_valid``); 0 (the off variant) builds none of it.
 
     Returns:
-      ``(loss, (metrics, states))``; ``states`` are the posterior latents (``h``, ``z``) the
-      actor-critic imagines from.
+      ``(loss, (metrics, states, priority))``; ``states`` are the posterior latents (``h``,
+      ``z``) the actor-critic imagines from; ``priority`` ``[B]`` is each sequence's replay
+      priority (``stability.replay_priority.sequence_priority`` of the per-step decoder
+      error + reward NLL + unweighted continue NLL + raw dynamics KL; no gradient).
     """
     if overshoot_depth:
         key, k_open = jax.random.split(key)  # split only when on: off keeps the old key stream
@@ -152,8 +156,10 @@ def wm_loss(params: Any, wm: WorldModel, seq: SeqBatch, key: jax.Array, hp: Any,
     chex.assert_equal_shape([dec, target])
     # squared error summed over one observation (every vector entry / every pixel and channel),
     # averaged over the B x T steps
-    dec_loss = jnp.mean(jnp.sum(jnp.square(dec - target), axis=tuple(range(2, dec.ndim))))
-    rew_loss = jnp.mean(twohot_loss(rew_logits, seq.reward.astype(jnp.float32), bins))
+    dec_step = jnp.sum(jnp.square(dec - target), axis=tuple(range(2, dec.ndim)))
+    dec_loss = jnp.mean(dec_step)
+    rew_step = twohot_loss(rew_logits, seq.reward.astype(jnp.float32), bins)
+    rew_loss = jnp.mean(rew_step)
     cont_target = 1.0 - seq.terminated.astype(jnp.float32)
     cont_loss = terminal_weighted_bce(cont_logit, seq.terminated, hp["cont_terminal_weight"])
     recall, n_term = terminal_recall(cont_logit, seq.terminated)
@@ -184,4 +190,8 @@ def wm_loss(params: Any, wm: WorldModel, seq: SeqBatch, key: jax.Array, hp: Any,
     metrics.update(kl_metrics)
     metrics.update(extra)
     states = {"h": sg(out["h"]), "z": sg(out["z"])}
-    return loss, (jax.tree.map(sg, metrics), states)
+    # Per-step model error for prioritised replay; unused (and removed by XLA) otherwise.
+    cont_step = optax.sigmoid_binary_cross_entropy(cont_logit.astype(jnp.float32), cont_target)
+    kl_step = categorical_kl(sg(out["post"]), sg(out["prior"]))
+    priority = sequence_priority(sg(dec_step + rew_step + cont_step) + kl_step)
+    return loss, (jax.tree.map(sg, metrics), states, priority)
