@@ -4,9 +4,9 @@ import jax
 import numpy as np
 
 from rlstab_jax.config.loader import load_config
-from rlstab_jax.train.checkpoint import CheckpointStore
 from rlstab_jax.train.loop import run
 from rlstab_jax.train.session import build_session
+from rlstab_jax.train.testing import assert_resume_continues_bit_exact
 
 QUIET = ["log.progress=false", "log.plot=false", "checkpoint.enabled=false"]
 TINY = ["agent.deter=16", "agent.hidden=16", "agent.layers=1", "agent.stoch_groups=4",
@@ -52,14 +52,7 @@ def test_resume_restores_the_actor_critic_bit_for_bit_and_continues(tmp_path):
     s1, _ = sess.chunk(sess.init_state(), sess.hparams)
     assert int(np.asarray(s1.agent.ac_steps)[0]) > 0
     actor_before = jax.tree.map(np.array, s1.agent.actor_params)
-    with CheckpointStore(tmp_path / "ck", keep=2, fingerprint=sess.fingerprint()) as store:
-        store.save(128, s1)
-        store.wait()
-        s2, m2 = sess.chunk(s1, sess.hparams)  # uninterrupted (donates s1)
-        restored, _ = store.restore(sess.abstract_state())
-    s2b, m2b = sess.chunk(restored, sess.hparams)
-    for x, y in zip(jax.tree.leaves((s2, m2)), jax.tree.leaves((s2b, m2b)), strict=True):
-        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    s2, _ = assert_resume_continues_bit_exact(sess, s1, tmp_path / "ck")
     moved = jax.tree.map(lambda a, b: np.abs(np.asarray(a) - b).max(), s2.agent.actor_params,
                          actor_before)
     assert max(jax.tree.leaves(moved)) > 0  # the resumed actor kept learning

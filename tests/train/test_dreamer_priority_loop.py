@@ -6,9 +6,8 @@ import numpy as np
 from flashbax.buffers import sum_tree
 
 from rlstab_jax.config.loader import load_config
-from rlstab_jax.train.checkpoint import CheckpointStore
 from rlstab_jax.train.session import build_session
-from rlstab_jax.train.testing import assert_cli_rejects
+from rlstab_jax.train.testing import assert_cli_rejects, assert_resume_continues_bit_exact
 
 QUIET = ["log.progress=false", "log.plot=false", "checkpoint.enabled=false"]
 TINY = ["agent.deter=16", "agent.hidden=16", "agent.layers=1", "agent.stoch_groups=4",
@@ -40,14 +39,7 @@ def test_priorities_reach_the_sum_tree_and_resume_is_bit_exact(tmp_path):
         # none above the largest recorded
         assert valid.size == 128 - 8 + 1
         assert len(np.unique(valid)) > 10 and valid.max() <= top
-    with CheckpointStore(tmp_path / "ck", keep=2, fingerprint=sess.fingerprint()) as store:
-        store.save(128, s1)
-        store.wait()
-        s2, m2 = sess.chunk(s1, sess.hparams)  # uninterrupted (donates s1)
-        restored, _ = store.restore(sess.abstract_state())
-    s2b, m2b = sess.chunk(restored, sess.hparams)
-    for x, y in zip(jax.tree.leaves((s2, m2)), jax.tree.leaves((s2b, m2b)), strict=True):
-        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    assert_resume_continues_bit_exact(sess, s1, tmp_path / "ck")
 
 
 def test_cli_rejects_priorities_it_cannot_serve(tmp_path):
