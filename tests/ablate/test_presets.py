@@ -66,8 +66,12 @@ def test_dreamer_preset_is_one_switch_per_variant():
             base.wm_ac_ratio) == ("straight_through", "next", True, 1)
     # pinned off as the grid was measured; the dreamer/cartpole preset itself has it on
     assert base.replay_value is False and base.actor_lr == 1e-4
+    assert (base.cont_terminal_weight, base.overshoot_depth, base.deter, base.hidden) == (
+        1.0, 0, 64, 64)
     preset = load_config("dreamer/cartpole", []).agent
     assert preset.replay_value is True and preset.actor_lr == 3e-5
+    assert (preset.cont_terminal_weight, preset.overshoot_depth, preset.deter, preset.hidden) == (
+        30.0, 15, 128, 128)
     flipped = {"free-bits-max": ("free_bits_mode", "max"),
                "bootstrap-current": ("bootstrap", "current"),
                "no-return-norm": ("return_norm", False), "wm-ac-4": ("wm_ac_ratio", 4)}

@@ -11,7 +11,8 @@ from rlstab_jax.train.testing import assert_resume_continues_bit_exact
 QUIET = ["log.progress=false", "log.plot=false", "checkpoint.enabled=false"]
 TINY = ["agent.deter=16", "agent.hidden=16", "agent.layers=1", "agent.stoch_groups=4",
         "agent.stoch_classes=4", "agent.num_bins=15", "agent.batch_size=4", "agent.seq_len=8",
-        "agent.horizon=5", "agent.train_ratio=16"]
+        "agent.horizon=5", "agent.train_ratio=16",
+        "agent.overshoot_depth=3"]  # below seq_len (the preset: 15 of 32)
 
 
 def test_dreamer_learns_cartpole_above_random(tmp_path):
