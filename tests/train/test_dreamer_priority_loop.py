@@ -40,6 +40,15 @@ def test_priorities_reach_the_sum_tree_and_resume_is_bit_exact(tmp_path):
         # none above the largest recorded
         assert valid.size == 128 - 8 + 1
         assert len(np.unique(valid)) > 10 and valid.max() <= top
+    # off (uniform sampling), same seeds and config otherwise: other batches, another model
+    off = build_session(load_config("dreamer/cartpole", QUIET + TINY + [
+        f"run.dir={tmp_path}", "train.seeds=2", "train.chunk_steps=128",
+        "train.learning_starts=64", "replay.capacity=512"]))
+    s1_off, m1_off = off.chunk(off.init_state(), off.hparams)
+    assert "replay/priority_mean" not in m1_off and not hasattr(s1_off.replay, "sum_tree_state")
+    wm_on, wm_off = (np.concatenate([np.ravel(x) for x in jax.tree.leaves(s.agent.wm_params)])
+                     for s in (s1, s1_off))
+    assert np.abs(wm_on - wm_off).max() > 0
     assert_resume_continues_bit_exact(sess, s1, tmp_path / "ck")
 
 
